@@ -19,7 +19,8 @@ quick: setup
 test: setup nbtest pytest
 
 nbtest:
-	HF_HUB_OFFLINE=1 nbdev_test --n_workers 2 --timing
+	# two notebooks at a time on two cores: one torch thread each, or they contend badly
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 nbdev_test --n_workers 2 --timing
 
 pytest:
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests

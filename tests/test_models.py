@@ -85,6 +85,7 @@ def test_missing_offline_package_names_pip_install(monkeypatch):
                                                        kind='causal_lm', format='gguf', file='x.gguf'))
     with pytest.raises(M.OfflineModelMissing, match='pip install nope-model-pkg'): M.load_causal_lm('nope')
     assert not M.offline_model_available('nope')
+    assert not (M.cache_dir('models')/'nope').exists(), 'nothing written for a missing package'
 
 def test_unknown_hf_id_offline_is_clear():
     with pytest.raises(OSError, match='could not load'): M.load_causal_lm('no-such-org/no-such-model-xyz')
