@@ -34,3 +34,8 @@ readme:
 
 docs:
 	genenet docs --out _site
+
+# offline docs build checked in a real browser (headless Debian Chromium, installed here if missing)
+docs-check:
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests/test_docs_browser.py

@@ -247,8 +247,10 @@ def test_langpert_end_to_end_on_norman_with_replay(norman, tmp_path):
         train = norman.delta.loc[cands]
         nb, _ = oracle(train, [gene], norman.delta.loc[[gene]])
         return 'Here: ```json\n' + json.dumps({'reasoning': 'oracle', 'kNN': nb[gene] + ['NOT_A_GENE']}) + '\n```'
-    llm = CachedLLM(ReplayBackend(smart, name='oracle-replay'), tmp_path / 'c', progress=False)
+    be = ReplayBackend(smart, name='oracle-replay'); be.chunk_size = 32
+    llm = CachedLLM(be, tmp_path / 'c', progress=False)
     res, recs = run_cv(norman, {'langpert': langpert_selector(llm), 'oracle5': oracle}, n_folds=5, progress=False)
+    assert be.n_batches == 1, 'prefetch must send all folds\' prompts in one batch'
     a = res[res.method == 'langpert'].set_index('pert')['mae_top20']; b = res[res.method == 'oracle5'].set_index('pert')['mae_top20']
     assert np.allclose(a.sort_index(), b.sort_index())
     assert (recs.n_dropped == 1).all() and recs.fallback.isna().all() and llm.calls == len(norman.perts)

@@ -112,3 +112,11 @@ def test_all_tf_pairs_universe(tiny):
     d = BeelineData(tiny, 'mHSC-L', 'STRING', 500)
     p = all_tf_pairs(d)
     assert len(p) == len(d.tfs) * (len(d.ctx.genes)) - len(d.tfs) and p.label.sum() == len(d.edges)
+
+def test_beeline_universe_option(tiny):
+    tests = lodo_test_sets(cells=['mHSC-GM'], sizes=[500], networks=['STRING'])
+    res = lodo_benchmark(tiny, tests=tests, methods=('Baseline-Emb',), max_pos=40, epochs=3, progress=False, universe='beeline')
+    r = res.iloc[0]
+    d = BeelineData(tiny, 'mHSC-GM', 'STRING', 500)
+    assert r.n == len(all_tf_pairs(d)) - r.removed_seen and r.density == pytest.approx(r.n_pos / r.n)
+    assert r.density < 0.2 and r.epr >= 0 and r.auprc_all == pytest.approx(r.auprc)
