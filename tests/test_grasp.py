@@ -164,18 +164,26 @@ def test_metrics_on_known_toy_cases():
     assert fm['n_unparsable'] == 1 and fm['accuracy'] == 1.0 and fm['accuracy_all'] == pytest.approx(2/3)
 
 
-def test_end_to_end_ksr_beats_chance(lm):
-    "Train GRASP on a few hundred real PhosphoNetworks pairs (SmolLM2, offline gene text); held-out ROC-AUC > 0.6."
+def test_end_to_end_ksr_beats_chance():
+    """Train GRASP on a few hundred real PhosphoNetworks pairs (offline gene text) and score held-out pairs: ROC-AUC > 0.6.
+
+    CPU budget: SmolLM2-135M-Instruct truncated to its first 6 decoder layers (`truncate_backbone`), query 40 tokens,
+    r = 64; gene vectors are cached on disk after the first run."""
     from genenet.genes import split_pairs
-    model, tok = lm
-    pairs = task_pairs('ksr', n_pos=200, seed=0)
+    from genenet.models import load_causal_lm
+    from genenet.grasp import truncate_backbone
+    torch.set_num_threads(2)
+    model, tok = load_causal_lm('smollm2-135m', device='cpu')
+    truncate_backbone(model, 6)
+    pairs = task_pairs('ksr', n_pos=150, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        tab = gene_vector_table(sorted(set(pairs.gene_a) | set(pairs.gene_b)), model, tok, source='offline', missing='skip', progress=False)
+        tab = gene_vector_table(sorted(set(pairs.gene_a) | set(pairs.gene_b)), model, tok, source='offline', missing='skip',
+                                max_length=48, progress=False)
         splits = {k: tab.filter_pairs(v, missing='skip') for k, v in
                   split_pairs(pairs, (0.6, 0.15, 0.25), directed=True, seed=0).items()}
-    res = run_method('grasp', model, tok, tab, splits, task='ksr', epochs=8, lr=1e-3, batch_size=32, r=64, query_len=40,
+    res = run_method('grasp', model, tok, tab, splits, task='ksr', epochs=8, lr=2e-3, batch_size=32, r=64, query_len=40,
                      seed=0, progress=False)
     auc = res['metrics']['test']['roc_auc']
-    assert res['metrics']['test']['n'] >= 80
+    assert res['metrics']['test']['n'] >= 60
     assert auc > 0.6, res['metrics']
