@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_cli.ipynb #84ee3ff2
 from __future__ import annotations
-import argparse, contextlib, datetime, fnmatch, hashlib, html, importlib, json, os, re, shutil, sys, time, warnings
+import argparse, contextlib, datetime, fnmatch, html, importlib, json, os, re, shutil, sys, time, warnings
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +12,8 @@ import pandas as pd
 from .core import repo_root, atomic_write_text
 
 # %% auto #0
-__all__ = ['SITE_CSS', 'sha256_file', 'data_table', 'models_table', 'doc_notebooks', 'page_name', 'find_executed',
-           'execute_notebook', 'process_notebook', 'process_in_subprocess', 'build_docs', 'main']
+__all__ = ['SITE_CSS', 'data_table', 'models_table', 'doc_notebooks', 'page_name', 'find_executed', 'execute_notebook',
+           'process_notebook', 'process_in_subprocess', 'build_docs', 'main']
 
 # %% ../nbs/06_cli.ipynb #df81e288
 def _match(names:list[str]|None, avail, what:str) -> list[str]:
@@ -28,13 +28,6 @@ def _match(names:list[str]|None, avail, what:str) -> list[str]:
     return out
 
 # %% ../nbs/06_cli.ipynb #cae781d8
-def sha256_file(path:str|Path, chunk:int=1 << 20) -> str:
-    "SHA-256 hex digest of a file, read in chunks."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for b in iter(lambda: f.read(chunk), b''): h.update(b)
-    return h.hexdigest()
-
 def _local_copy(gd, ds) -> Path|None:
     roots = [gd.data_root()] + ([gd.download_root()] if hasattr(gd, 'download_root') else [])
     return next((r/ds.relpath for r in roots if (r/ds.relpath).exists()), None)
@@ -53,7 +46,7 @@ def data_table(names:list[str]|None=None, # registry names, globs or prefixes (d
         if verify:
             if p is None: row['status'] = 'missing'
             elif not ds.sha256: row['status'] = 'unchecked'
-            else: row['status'] = 'ok' if sha256_file(p) == ds.sha256 else 'mismatch'
+            else: row['status'] = 'ok' if gd.sha256_file(p) == ds.sha256 else 'mismatch'
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -18,11 +18,12 @@ from .core import data_root, cache_dir, user_cache_root, atomic_path
 
 # %% auto #0
 __all__ = ['BEELINE_NETWORKS', 'BEELINE_CELLS', 'BEELINE_SIZES', 'GENE_TASKS', 'REGISTRY', 'STRING_CHANNELS', 'TF_LISTS',
-           'Dataset', 'download_root', 'verify', 'fetch', 'beeline_datasets', 'BeelineSet', 'load_beeline_expression',
-           'load_beeline', 'load_beeline_tfs', 'load_beeline_network', 'load_beeline_example', 'load_string',
-           'load_biogrid', 'load_go', 'go_term_text', 'load_goa', 'load_ncbi_genes', 'load_gene_task', 'load_trrust',
-           'load_tf_list', 'load_k562_chip', 'load_kinase_substrate', 'load_norman', 'load_perturbqa', 'load_ranked_de',
-           'load_replogle_bulk', 'load_gears_go', 'registry_table', 'verify_all']
+           'Dataset', 'download_root', 'sha256_file', 'verify', 'fetch', 'beeline_datasets', 'BeelineSet',
+           'load_beeline_expression', 'load_beeline', 'load_beeline_tfs', 'load_beeline_network',
+           'load_beeline_example', 'load_string', 'load_biogrid', 'load_go', 'go_term_text', 'load_goa',
+           'load_ncbi_genes', 'load_gene_task', 'load_trrust', 'load_tf_list', 'load_k562_chip',
+           'load_kinase_substrate', 'load_norman', 'load_perturbqa', 'load_ranked_de', 'load_replogle_bulk',
+           'load_gears_go', 'registry_table', 'verify_all']
 
 # %% ../nbs/01_data.ipynb #700776f7
 @dataclass(frozen=True)
@@ -446,7 +447,8 @@ def download_root() -> Path:
     "Where `fetch` puts downloaded datasets: `<user cache>/data` (the same place `data_root()` falls back to)."
     return user_cache_root()/'data'
 
-def _sha256_file(path, chunk=1<<20) -> str:
+def sha256_file(path, chunk=1<<20) -> str:
+    "Hex SHA-256 of a file, read in chunks."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
         for b in iter(lambda: f.read(chunk), b''): h.update(b)
@@ -474,7 +476,7 @@ def verify(name:str, # registry name
     "True when the local copy of `name` has the registered SHA-256."
     d = REGISTRY[name]
     p = data_root()/d.relpath
-    return p.exists() and (d.sha256 is None or _sha256_file(p) == d.sha256)
+    return p.exists() and (d.sha256 is None or sha256_file(p) == d.sha256)
 
 def fetch(name:str, # a key of `REGISTRY`
           downloader=None, # optional pooch downloader (callable(url, output_file, pooch)); tests inject one
@@ -884,5 +886,5 @@ def verify_all(names=None, # registry names (default: all)
     for n in (names or [k for k, d in REGISTRY.items() if d.in_mirror]):
         d = REGISTRY[n]; p = data_root()/d.relpath
         rows.append(dict(name=n, relpath=d.relpath, present=p.exists(),
-                         ok=p.exists() and (d.sha256 is None or _sha256_file(p) == d.sha256)))
+                         ok=p.exists() and (d.sha256 is None or sha256_file(p) == d.sha256)))
     return pd.DataFrame(rows)

@@ -218,9 +218,7 @@ def parse_reply(raw:Any,                     # the LLM's reply (anything; non-st
 
 def _alias_map(names, upper):
     "name -> offered gene when both normalise to the same official symbol (`genenet.genes`); {} if unavailable."
-    try:
-        from genenet.genes import normalise_symbols
-    except Exception: return {}  # TODO(shared): genenet.genes not importable
+    from genenet.genes import normalise_symbols
     offered = list(upper.values())
     try:
         with warnings.catch_warnings():

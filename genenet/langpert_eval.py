@@ -230,13 +230,8 @@ def gene_embeddings(genes:Sequence[str],     # gene symbols
                     progress:bool=False) -> pd.DataFrame:
     "Text embeddings of gene summaries (symbol x dim); genes with no summary are embedded from their symbol (recorded in `.attrs['no_summary']`)."
     genes = list(dict.fromkeys(genes))
-    try:
-        from genenet.genes import gene_summaries
-        summ = gene_summaries(genes, source=source)
-    except ImportError:  # TODO(shared): genenet.genes not there yet; NCBI descriptions as a stand-in
-        from genenet.data import load_ncbi_genes
-        t = load_ncbi_genes().drop_duplicates('symbol').set_index('symbol')['description']
-        summ = pd.Series({g: t.get(g) for g in genes})
+    from genenet.genes import gene_summaries
+    summ = gene_summaries(genes, source=source)
     texts = {g: (f'{g}: {summ.get(g)}' if isinstance(summ.get(g), str) and summ.get(g).strip() else f'Gene {g}') for g in genes}
     cache = DiskCache(cache_dir('langpert', 'embeddings'))
     keys = {g: cache.key(encoder, texts[g]) for g in genes}
