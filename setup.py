@@ -41,7 +41,10 @@ setuptools.setup(
     url = cfg['git_url'],
     packages = setuptools.find_packages(include=['genenet', 'genenet.*']),
     include_package_data = True,
-    package_data = {'genenet': ['assets/*']},
+    # the notebooks are the tutorials and `genenet reproduce` runs nbs/repro: genenet/notebooks links to nbs/, so
+    # `pip install .` (not only an editable install) ships them
+    package_data = {'genenet': ['assets/*', 'notebooks/*.ipynb', 'notebooks/*.yml', 'notebooks/*.css',
+                                'notebooks/repro/*.ipynb']},
     install_requires = requirements,
     extras_require = extras,
     python_requires  = '>=' + cfg['min_python'],
