@@ -27,7 +27,7 @@ setup: $(PY)
 
 # main job: every reproduction notebook on the offline defaults
 quick: setup
-	$(BIN)/genenet reproduce --quick --out runs/quick
+	$(BIN)/genenet reproduce --quick --jobs 2 --out runs/quick
 
 # whole test suite: notebook tests (nbdev_test) then pytest (fixtures, properties, end-to-end, quick + smoke repro notebooks)
 test: setup nbtest pytest
@@ -36,12 +36,13 @@ nbtest:
 	# two notebooks at a time on two cores: one torch thread each, or they contend badly
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
+# two workers on two cores (pytest-xdist); tests sharing a module fixture (docs site, wheel, Jupyter server) stay on one
 pytest:
-	$(PY) -m pytest -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadgroup tests
 
 # the paper code path of every reproduction notebook, one step on tiny random-weight models
 smoke: setup
-	$(BIN)/genenet reproduce --smoke --out runs/smoke
+	$(BIN)/genenet reproduce --smoke --jobs 2 --out runs/smoke
 
 # JupyterLab on 127.0.0.1 with the tutorials (the notebooks in nbs/) open, on the genenet kernel
 lab: setup
@@ -55,7 +56,7 @@ readme:
 	$(BIN)/jupyter nbconvert --to markdown --execute nbs/index.ipynb --output-dir . --output README
 
 docs:
-	$(BIN)/genenet docs --out _site
+	$(BIN)/genenet docs --out _site $(if $(wildcard runs/quick),--runs runs/quick)
 
 # offline docs build checked in a real browser (headless Debian Chromium, installed here if missing)
 docs-check:

@@ -1,23 +1,27 @@
-"""GRASP speed benchmark: the query KV cache vs full recompute, side by side in one run (offline SmolLM2-135M, CPU).
+"""GRASP training paths side by side: full recompute, per-batch query states, and the query cache (CPU, GPU or disk).
 
-The backbone is frozen and causal, so the 80 query tokens' keys/values and final states do not depend on the three
-soft suffix tokens. This script builds one GRASP classifier and times one *training step* (forward, BCE, backward,
-AdamW step) three ways on the same batches:
+One GRASP classifier, one training step (forward, BCE, backward, AdamW) timed four ways on the same batches:
 
-  full      : the whole 83-token sequence (80 left-padded query + 3 soft tokens) through the backbone with autograd
-  full-trim : the same, skipping leading columns that are padding in every row of the batch (identical logits)
-  per-batch : the query run once per step without grad, then only the 3 suffix tokens with grad
-  cached    : query KV precomputed once for the data set (QueryCache); a step runs only the 3 suffix tokens
+  full       : the whole sequence (query + 3 soft tokens) through the backbone with autograd, no trimming
+  full-trim  : the same, leading all-padding columns skipped (identical logits)
+  per-batch  : query states recomputed per batch without gradient, then the 3 suffix tokens with gradient
+               (memory independent of the number of pairs: the default on a GPU)
+  cached     : query states from a `QueryCache` built once (`--storage cpu|cuda|disk`; the default on CPU within budget)
 
-It first checks that the cached logits and loss equal the full recompute (to 1e-4), then prints pairs/s and
-speed-ups, plus the amortised cost of the cache over `--epochs` epochs (building the cache counted once).
+It first checks that the cached and per-batch logits equal the full recompute, then prints pairs/s, the speed-ups
+relative to `full`, the cache build time and its size, and the amortised cached speed-up over `--epochs` epochs.
 
-    python bench/grasp.py [--pairs 64] [--batch 16] [--query-len 80] [--r 256] [--steps 3] [--epochs 15]
+    python bench/grasp.py [--model smollm2-135m] [--n-layers 4] [--pairs 64] [--batch 16] [--query-len 80] [--steps 3]
+                          [--storage cpu] [--dtype fp32] [--device cpu]
 """
-import argparse, time, warnings
+import argparse, tempfile, time, warnings
 import numpy as np
-import pandas as pd
 import torch
+
+from genenet.models import load_causal_lm
+from genenet.grasp import GeneVectorTable, GraspPrompt, build_queries, tokenize_queries
+from genenet.grasp_cache import GraspClassifier, QueryCache
+from genenet.grasp_tasks import ksr_positives
 
 warnings.filterwarnings('ignore')
 
@@ -25,88 +29,72 @@ warnings.filterwarnings('ignore')
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--model', default='smollm2-135m')
+    ap.add_argument('--n-layers', type=int, default=None)
     ap.add_argument('--pairs', type=int, default=64)
     ap.add_argument('--batch', type=int, default=16)
     ap.add_argument('--query-len', type=int, default=80)
     ap.add_argument('--r', type=int, default=256)
-    ap.add_argument('--steps', type=int, default=3, help='timed steps per mode (after one warm-up step)')
+    ap.add_argument('--steps', type=int, default=3, help='timed steps per path (after one warm-up step)')
     ap.add_argument('--epochs', type=int, default=15, help='epochs for the amortised comparison')
-    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--storage', default=None, help="cache storage: cpu, cuda or disk (default: the device's)")
+    ap.add_argument('--dtype', default=None, help='backbone dtype: fp32, bf16, fp16 (default: bf16 on GPU, fp32 on CPU)')
+    ap.add_argument('--device', default=None)
+    ap.add_argument('--threads', type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from genenet.models import load_causal_lm
-    from genenet.grasp import (ksr_positives, GeneVectorTable, GraspPrompt, GraspClassifier, QueryCache, build_queries,
-                               tokenize_queries, position_ids, _base)
-    lm, tok = load_causal_lm(a.model, device='cpu')
+    lm, tok = load_causal_lm(a.model, device=a.device, dtype=a.dtype, n_layers=a.n_layers)
+    dev = next(lm.parameters()).device
     d = lm.config.hidden_size
-    pairs = ksr_positives().sample(a.pairs, random_state=0).reset_index(drop=True)   # real pairs: only the query text matters here
+    pairs = ksr_positives().sample(a.pairs, random_state=0).reset_index(drop=True)   # real pairs: only the query text matters
     genes = sorted(set(pairs.gene_a) | set(pairs.gene_b))
     tab = GeneVectorTable(genes, np.random.default_rng(0).normal(size=(len(genes), d)).astype(np.float32))
-    ids, mask = tokenize_queries(tok, build_queries(pairs, 'ksr'), a.query_len)
+    ids, mask = tokenize_queries(tok, build_queries(pairs, 'ksr'), a.query_len, truncate=True)
     A, B = tab.index(pairs.gene_a), tab.index(pairs.gene_b)
-    y = torch.tensor(np.random.default_rng(1).integers(0, 2, len(pairs)), dtype=torch.float32)
-
-    t0 = time.perf_counter()
-    cache = QueryCache.build(lm, ids, mask, batch_size=a.batch, progress=False)
-    t_build = time.perf_counter() - t0
+    y = torch.tensor(np.random.default_rng(1).integers(0, 2, len(pairs)), dtype=torch.float32, device=dev)
     torch.manual_seed(0)
-    clf = GraspClassifier(lm, tab, query_len=a.query_len, prompt=GraspPrompt(d, d, r=a.r), cache=cache)
-    opt = torch.optim.AdamW([p for p in clf.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.01)
+    clf = GraspClassifier(lm, tab, query_len=a.query_len, prompt=GraspPrompt(d, d, r=a.r)).to(dev)
+    clf.prompt.float(); clf.head.float()
+    storage = a.storage or ('cuda' if dev.type == 'cuda' else 'cpu')
+    tmp = tempfile.mkdtemp() if storage == 'disk' else None
+    t0 = time.perf_counter()
+    cache = QueryCache.build(lm, ids, mask, batch_size=a.batch, storage=storage, path=tmp, progress=False)
+    t_build = time.perf_counter() - t0
+    batch = lambda sl: dict(input_ids=ids[sl].to(dev), attention_mask=mask[sl].to(dev), a=A[sl].to(dev), b=B[sl].to(dev))
+    sls = [slice(i, min(i + a.batch, len(pairs))) for i in range(0, len(pairs), a.batch)]
+    with torch.no_grad():
+        full = torch.cat([clf.forward_full(*(batch(s)[k] for k in ('input_ids', 'attention_mask', 'a', 'b'))) for s in sls])
+        per = torch.cat([clf(batch(s)) for s in sls])
+        clf.cache = cache
+        cached = torch.cat([clf(batch(s)) for s in sls])
+        clf.cache = None
+    print(f'max |logit| difference vs full: per-batch {(full - per).abs().max():.2e}, cached {(full - cached).abs().max():.2e} '
+          f'(dtype {next(lm.parameters()).dtype}, storage {storage})')
+    opt = torch.optim.AdamW([p for p in clf.parameters() if p.requires_grad], lr=1e-4)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
 
-    # --- equivalence (no grad), whole set
-    with torch.no_grad():
-        full = torch.cat([clf.forward_full(ids[i:i+a.batch], mask[i:i+a.batch], A[i:i+a.batch], B[i:i+a.batch])
-                          for i in range(0, len(pairs), a.batch)])
-        fast = torch.cat([clf({'pair': torch.arange(i, min(i+a.batch, len(pairs))), 'a': A[i:i+a.batch], 'b': B[i:i+a.batch]})
-                          for i in range(0, len(pairs), a.batch)])
-    dlogit = (full - fast).abs().max().item(); dloss = abs(bce(full, y).item() - bce(fast, y).item())
-
-    def per_batch(sl):
-        "query once without grad (no stored cache), then the suffix tokens with grad"
-        with torch.no_grad():
-            m = mask[sl]
-            out = _base(lm)(input_ids=ids[sl], attention_mask=m, position_ids=position_ids(m), use_cache=True)
-            kv = torch.stack([torch.stack([l.keys, l.values], 1) for l in out.past_key_values.layers], 1)
-        tmp = QueryCache(ids[sl], mask[sl], out.last_hidden_state, kv)
-        clf.cache, saved = tmp, clf.cache
-        try: return clf({'pair': torch.arange(len(m)), 'a': A[sl], 'b': B[sl]})
-        finally: clf.cache = saved
-
-    modes = {'full': lambda sl: clf.forward_full(ids[sl], mask[sl], A[sl], B[sl], trim=False),
-             'full-trim': lambda sl: clf.forward_full(ids[sl], mask[sl], A[sl], B[sl]),
-             'per-batch': per_batch,
-             'cached': lambda sl: clf({'pair': torch.arange(sl.start, sl.stop), 'a': A[sl], 'b': B[sl]})}
-    times = {}
-    for name, fwd in modes.items():
-        ts = []
-        for s in range(a.steps + 1):
-            i = (s*a.batch) % max(1, len(pairs) - a.batch + 1)
-            sl = slice(i, i + a.batch)
+    def use(c):
+        clf.cache = c
+        return lambda s: clf(batch(s))
+    paths = {'full': lambda s: clf.forward_full(*(batch(s)[k] for k in ('input_ids', 'attention_mask', 'a', 'b')), trim=False),
+             'full-trim': lambda s: clf.forward_full(*(batch(s)[k] for k in ('input_ids', 'attention_mask', 'a', 'b'))),
+             'per-batch': None, 'cached': None}
+    speed = {}
+    for name in paths:
+        fn = use(None) if name == 'per-batch' else use(cache) if name == 'cached' else paths[name]
+        times = []
+        for i in range(a.steps + 1):
+            s = sls[i % len(sls)]
+            if dev.type == 'cuda': torch.cuda.synchronize()
             t = time.perf_counter()
-            loss = bce(fwd(sl), y[sl]); loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-            if s: ts.append(time.perf_counter() - t)   # the first step is a warm-up
-        times[name] = float(np.median(ts))
-    assert all(p.grad is None for p in lm.parameters())
-
-    n = a.batch
-    print(f'GRASP training step, {a.model} (d={d}, {lm.config.num_hidden_layers} layers), CPU threads={a.threads}, '
-          f'batch {n}, query {a.query_len} + 3 soft tokens, r={a.r}, K=4')
-    print(f'equivalence on {len(pairs)} real PhosphoNetworks pairs: max |logit_cached - logit_full| = {dlogit:.2e}, '
-          f'|loss diff| = {dloss:.2e}  ->  {"OK" if dlogit < 1e-4 and dloss < 1e-4 else "FAIL"} (tol 1e-4)')
-    print(f'query cache: built for {len(pairs)} pairs in {t_build:.2f} s ({len(pairs)/t_build:.1f} pairs/s), '
-          f'{cache.nbytes/2**20:.0f} MiB ({cache.nbytes/len(pairs)/2**20:.2f} MiB/pair)')
-    rows = [dict(mode=k, step_s=v, pairs_per_s=n/v, speedup_vs_full=times['full']/v, speedup_vs_full_trim=times['full-trim']/v)
-            for k, v in times.items()]
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f'{x:.3f}'))
-    steps_per_epoch = len(pairs)/n
-    full_total = a.epochs*steps_per_epoch*times['full']
-    cached_total = t_build + a.epochs*steps_per_epoch*times['cached']
-    print(f'{a.epochs} epochs over {len(pairs)} pairs: full {full_total:.1f} s vs cache build + cached steps {cached_total:.1f} s '
-          f'-> {full_total/cached_total:.1f}x amortised')
-    sp, sp2 = times['full']/times['cached'], times['full-trim']/times['cached']
-    print(f'training-step speed-up, cached vs full 83-token recompute: {sp:.1f}x (goal >= 10x: {"met" if sp >= 10 else "NOT met"}); '
-          f'vs full recompute without padding columns: {sp2:.1f}x')
+            loss = bce(fn(s), y[s]); opt.zero_grad(); loss.backward(); opt.step()
+            if dev.type == 'cuda': torch.cuda.synchronize()
+            if i: times.append(time.perf_counter() - t)
+        speed[name] = a.batch / np.mean(times)
+    clf.cache = None
+    for k, v in speed.items(): print(f'{k:10s} {v:8.1f} pairs/s   {v / speed["full"]:5.2f}x full')
+    ep = len(pairs) / speed['cached'] * a.epochs + t_build
+    print(f'cache: {cache.nbytes / 2**20:.1f} MiB for {len(cache)} queries, built in {t_build:.1f} s; over {a.epochs} epochs the cached path '
+          f'is {len(pairs) / speed["full"] * a.epochs / ep:.1f}x full, {len(pairs) / speed["per-batch"] * a.epochs / ep:.1f}x per-batch')
 
 
 if __name__ == '__main__':

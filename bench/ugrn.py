@@ -3,6 +3,7 @@ per-pair loop, side by side in one run; then the time of the whole VVP+GDT featu
 
     python bench/ugrn.py                      # small offline scFM, mDC STRING TFs+500, loop on 20 pairs, all sets
     python bench/ugrn.py --model tiny --table-sets 4   # faster
+    python bench/ugrn.py --lodo --M 4 --T 4           # LODO methods vs controls on the small scFM (hESC -> 4 sets, ~30 min on 1 busy core)
 
 The per-pair loop is timed on `--loop-pairs` pairs and extrapolated (linearly: each pair costs the same) to every
 labelled pair of the set; the batched path is timed on all of them. Both use the same model, M, T and threads.
@@ -12,6 +13,7 @@ import numpy as np, pandas as pd, torch
 
 from genenet.scfm import pretrained_scfm
 from genenet import ugrn as U
+from genenet.metrics import binary_metrics
 
 
 def main():
@@ -23,10 +25,14 @@ def main():
     ap.add_argument('--table-sets', type=int, default=0, help='how many BEELINE sets for the full-table timing (0: all)')
     ap.add_argument('--skip-table', action='store_true')
     ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--lodo', action='store_true', help='run the LODO benchmark (methods beside controls) instead of the timing')
+    ap.add_argument('--max-pos-train', type=int, default=400); ap.add_argument('--max-pos-test', type=int, default=100)
+    ap.add_argument('--cells', default='hHEP,mDC,mESC,mHSC-L'); ap.add_argument('--out', default=None, help='CSV of per-set rows')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     warnings.simplefilter('ignore')
     model = pretrained_scfm(quick=(a.model == 'tiny'))
+    if a.lodo: return lodo(model, a)
     print(f'scFM: genenet offline {a.model} (d={model.config["embsize"]}, {model.config["nlayers"]} layers); M={a.M}, T={a.T}, threads={a.threads}')
 
     d = U.BeelineData(model, a.cell, a.network, a.size)
@@ -71,6 +77,33 @@ def main():
         print(rows[-1], flush=True)
     el = time.perf_counter() - t0
     print(f'full VVP+GDT feature table: {len(sets)} BEELINE sets, {n_pairs} pairs, {len(done)} distinct gene contexts: {el:.1f}s ({el/60:.1f} min; goal < 10 min)')
+
+
+def lodo(model, a):
+    "hESC STRING TFs+500 -> each of `--cells` (STRING TFs+500): every method and control on the same exactly-1:1 test pairs."
+    t0 = time.perf_counter()
+    methods = ('Origin-Pert', 'Baseline-Emb', 'VVP', 'GDT', 'Ens')
+    src = U.BeelineData(model, 'hESC', 'STRING', 500); tr = src.pairs(1, 0, a.max_pos_train)
+    um = U.UgrnModel(model, methods, epochs=50, seed=0, bank_kw=dict(n_values=a.M, n_bases=a.T)).fit([(src, tr)])
+    print(f'source {src.report}; {len(tr)} training pairs; fit {time.perf_counter()-t0:.0f}s', flush=True)
+    rows = []
+    for cell in a.cells.split(','):
+        d = U.BeelineData(model, cell, 'STRING', 500); p, rep = U.lodo_test_pairs(d, tr, 1, 0, a.max_pos_test)
+        s, c = um.predict(p, d), um.controls(p)
+        for m, v in list(s.items()) + list(c.items()):
+            if np.isfinite(v).all():
+                rows.append(dict(test_set=d.name, method=m, kind='control' if m in U.CONTROLS else 'method', **rep,
+                                 **binary_metrics(p.label.to_numpy(), v.to_numpy())))
+        print(f'{d.name}: {len(p)} pairs, total {time.perf_counter()-t0:.0f}s', flush=True)
+    r = pd.DataFrame(rows)
+    if a.out: r.to_csv(a.out, index=False)
+    print(r.pivot_table(index='test_set', columns='method', values='auprc').round(3).to_string())
+    mean = r.groupby(['method', 'kind'])[['auprc', 'roc_auc']].mean().sort_values('auprc', ascending=False)
+    print(mean.round(3).to_string())
+    best_ctrl = mean.xs('control', level='kind').auprc.max()
+    for m in ('VVP', 'GDT', 'Ens'):
+        v = mean.xs('method', level='kind').auprc[m]
+        print(f'{m}: AUPRC {v:.3f}; minus Baseline-Emb {v - mean.xs("method", level="kind").auprc["Baseline-Emb"]:+.3f}; minus best control {v - best_ctrl:+.3f}')
 
 
 if __name__ == '__main__': main()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+from platformdirs import user_cache_dir
 
 # %% auto #0
 __all__ = ['user_cache_root', 'repo_root', 'data_root', 'cache_dir', 'atomic_path', 'atomic_write_text', 'atomic_write_json',
@@ -17,10 +18,7 @@ __all__ = ['user_cache_root', 'repo_root', 'data_root', 'cache_dir', 'atomic_pat
 # %% ../nbs/00_core.ipynb #fffeaf2e
 def user_cache_root() -> Path:
     "The per-user cache folder for genenet (XDG on Linux, `~/Library/Caches` on macOS)."
-    try:
-        from platformdirs import user_cache_dir
-        return Path(user_cache_dir('genenet'))
-    except ImportError: return Path.home()/'.cache'/'genenet'
+    return Path(user_cache_dir('genenet'))
 
 def repo_root() -> Path|None:
     "The checkout that holds this package (the folder with `settings.ini`), if genenet runs from a source tree."
@@ -61,44 +59,62 @@ def atomic_path(path:str|Path, # final file name
     finally:
         if tmp.exists(): tmp.unlink()
 
-def atomic_write_text(path:str|Path, text:str):
+def atomic_write_text(path:str|Path, # final file name
+                      text:str, # written as UTF-8
+                     ):
     "Write `text` to `path` atomically."
     with atomic_path(path) as tmp: tmp.write_text(text, encoding='utf-8')
 
-def atomic_write_json(path:str|Path, obj:Any, **kwargs):
+def atomic_write_json(path:str|Path, # final file name
+                      obj:Any, # anything `json.dumps` accepts (other objects are written as `str`)
+                      **kwargs, # passed to `json.dumps`
+                     ):
     "Write `obj` as JSON to `path` atomically."
     atomic_write_text(path, json.dumps(obj, **{'indent': 1, 'default': str, **kwargs}))
 
 # %% ../nbs/00_core.ipynb #bd32419d
-def stable_hash(*parts:Any) -> str:
+def stable_hash(*parts:Any, # JSON-serialisable parts (others are hashed by their `str`)
+               ) -> str:
     "SHA-256 hex digest of the JSON form of `parts` (order-sensitive, stable across runs and machines)."
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 class DiskCache:
-    "A folder of JSON files keyed by `stable_hash`; writes are atomic, unreadable entries count as missing."
+    "A folder of JSON files keyed by `stable_hash`; writes are atomic, unreadable entries count as missing (with a warning)."
     def __init__(self, path:str|Path): # folder of the cache (created)
         self.path = Path(path); self.path.mkdir(parents=True, exist_ok=True)
         self.hits = self.misses = 0
     def _file(self, key:str) -> Path: return self.path/key[:2]/f'{key}.json'
-    def key(self, *parts) -> str: return stable_hash(*parts)
-    def get(self, key:str, default=None):
+    def key(self, *parts, # JSON-serialisable parts identifying the entry
+           ) -> str:
+        "The key of `parts` (`stable_hash`)."
+        return stable_hash(*parts)
+    def get(self, key:str, # a key from `key`
+            default=None, # returned when the entry is absent or unreadable
+           ):
+        "The stored value; `default` when absent, or when the file is not a UTF-8 JSON object with a 'value' (warned)."
         f = self._file(key)
-        try: val = json.loads(f.read_text(encoding='utf-8'))['value']
+        try: entry = json.loads(f.read_text(encoding='utf-8'))
         except FileNotFoundError: self.misses += 1; return default
-        except (json.JSONDecodeError, KeyError):
-            warnings.warn(f'corrupt cache entry {f} ignored'); self.misses += 1; return default
+        except (UnicodeDecodeError, json.JSONDecodeError, OSError) as e:
+            warnings.warn(f'corrupt cache entry {f} ignored ({type(e).__name__}); it will be recomputed'); self.misses += 1; return default
+        if not isinstance(entry, dict) or 'value' not in entry:
+            warnings.warn(f'corrupt cache entry {f} ignored (not a JSON object with a value); it will be recomputed')
+            self.misses += 1; return default
         self.hits += 1
-        return val
+        return entry['value']
     def __contains__(self, key:str) -> bool: return self._file(key).exists()
-    def set(self, key:str, value:Any, **meta):
+    def set(self, key:str, # a key from `key`
+            value:Any, # JSON-serialisable value
+            **meta:Any, # extra fields stored beside the value (e.g. the model that answered)
+           ):
+        "Store `value` under `key` (atomic write)."
         atomic_write_json(self._file(key), {'value': value, **meta})
     def __len__(self): return sum(1 for _ in self.path.glob('*/*.json'))
     def __repr__(self): return f'DiskCache({self.path}, {len(self)} entries)'
 
 # %% ../nbs/00_core.ipynb #bff7eb1b
-def set_seed(seed:int=0):
-    "Seed Python, NumPy and (if installed) torch."
-    random.seed(seed); np.random.seed(seed)
-    try:
-        import torch; torch.manual_seed(seed)
-    except ImportError: pass
+def set_seed(seed:int=0, # seed for Python's `random`, NumPy's global generator and torch
+            ):
+    "Seed Python, NumPy and torch."
+    import torch  # imported here: `genenet.core` stays quick to import for the command line
+    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)

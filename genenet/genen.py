@@ -4,10 +4,9 @@
 
 # %% ../nbs/40_genen.ipynb #4c5a5fb8
 from __future__ import annotations
-import importlib, re, warnings, time
+import json, re, warnings, time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -15,33 +14,47 @@ import pandas as pd
 import torch
 from torch import nn
 import torch.nn.functional as F
+from scipy import sparse, stats
+from sklearn.cluster import KMeans
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch.utils.data import DataLoader
+from torch_geometric.data import Data
+from torch_geometric.nn import GATConv, GCNConv
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.utils import to_torch_csr_tensor
 from tqdm.auto import tqdm
 
 from .core import cache_dir, atomic_path, stable_hash, set_seed, data_root
+from . import data as gdata, genes as ggenes, models as gmodels, train as gtrain, metrics as gmetrics
+from . import evaluate as geval
 
 # %% auto #0
-__all__ = ['GENEN_TASKS', 'EDGE_TYPES', 'NODE_TYPES', 'task_kind', 'load_task', 'text_key', 'cached_encode', 'go_texts',
-           'go_edges', 'go_ancestors', 'GenenGraph', 'label_word_terms', 'build_graph', 'node_texts', 'embed_nodes',
-           'GenenGNN', 'graph_batch', 'NodeTask', 'fit_full_graph', 'predict_nodes', 'refined_embeddings', 'mask_nodes',
-           'cv_splits', 'fit_linear', 'fit_gnn', 'GenenData', 'prepare', 'run_cv', 'knowledge_bias']
-
-# %% ../nbs/40_genen.ipynb #672031ed
-def _shared(mod:str, name:str):
-    "`genenet.<mod>.<name>`, or None when that shared module/function is not available."
-    try: return getattr(importlib.import_module(f'genenet.{mod}'), name)
-    except (ImportError, AttributeError): return None
-
-def _need(mod:str, name:str):
-    f = _shared(mod, name)
-    if f is None: raise ImportError(f'genenet.{mod}.{name} is required by genenet.genen but is not available')
-    return f
+__all__ = ['GENEN_TASKS', 'PAPER_TASKS', 'EDGE_TYPES', 'NODE_TYPES', 'LABEL_WORDS', 'GO_DERIVED_TASKS', 'GENE_TEXT_SOURCES',
+           'MASKING_PROTOCOLS', 'GENEN_MODELS', 'task_kind', 'tf_target_subtasks', 'load_task', 'text_key',
+           'embed_texts', 'string_floor', 'go_texts', 'go_names', 'go_edges', 'go_ancestors', 'GenenGraph',
+           'label_word_terms', 'build_graph', 'description_texts', 'node_texts', 'text_source_counts', 'embed_nodes',
+           'GenenGNN', 'graph_batch', 'NodeTask', 'fit_full_graph', 'predict_nodes', 'refined_embeddings',
+           'masking_candidates', 'mask_nodes', 'cv_folds', 'node_metrics', 'fit_linear', 'GenenModel', 'fit_gnn',
+           'GenenData', 'subsample', 'prepare', 'run_cv', 'masking_curve', 'knowledge_bias', 'annotation_matrix',
+           'task_leak_audit', 'audit_row', 'audit_controls', 'cv_table', 'node_evaluation', 'fdr_bh', 'go_enrichment',
+           'cluster_genes']
 
 # %% ../nbs/40_genen.ipynb #15c77315
-GENEN_TASKS = {'dosage': 'DosageSensitivity', 'bivalent_lys4': 'BivalentVsLys4',
+GENEN_TASKS = {'solubility': 'solubility', 'dosage': 'DosageSensitivity', 'bivalent_lys4': 'BivalentVsLys4',
                'bivalent_nonmethylated': 'BivalentVsNonMethylated', 'tf_range': 'Tf_range',
-               'tf_target_type': 'TF_target_type', 'solubility': 'solubility',
-               'subcellular_location': 'subcellular_location', 'conservation': 'phastcons'}
-"Short task name -> `genenet.data.load_gene_task` name (the paper's eight tasks)."
+               'tf_target_gata4': 'TF_target_type', 'tf_target_tbx5': 'TF_target_type',
+               'tf_target_combo': 'TF_target_type', 'subcellular_location': 'subcellular_location',
+               'conservation': 'phastcons'}
+"Short task name -> `genenet.data.load_gene_task` name."
+
+PAPER_TASKS = {'solubility': ['solubility'], 'dosage sensitivity': ['dosage'],
+               'bivalent vs Lys4-only': ['bivalent_lys4'], 'bivalent vs non-methylated': ['bivalent_nonmethylated'],
+               'TF range': ['tf_range'], 'TF target type': ['tf_target_gata4', 'tf_target_tbx5', 'tf_target_combo'],
+               'protein localization': ['subcellular_location'], 'conservation': ['conservation']}
+"The paper's eight Table 1 tasks -> the task names that run them (TF target type as three sub-tasks)."
 
 def task_kind(y) -> str:
     "'regression' for float labels with non-integer values, else 'classification'."
@@ -49,121 +62,132 @@ def task_kind(y) -> str:
     if y.dtype.kind == 'f' and not np.all(np.isclose(y, np.round(y))): return 'regression'
     return 'classification'
 
-def load_task(name:str, # a key of `GENEN_TASKS` or a `genenet.data.GENE_TASKS` name
+def tf_target_subtasks(df:pd.DataFrame, # the TF_target_type rows: gene, str_label (one row per gene and label)
+                      ) -> dict[str, pd.DataFrame]:
+    "The three TF-target sub-tasks, each `DataFrame[gene, str_label, summary]` with one row per gene."
+    labs = df.groupby('gene')['str_label'].agg(lambda s: frozenset(s))
+    summ = df.drop_duplicates('gene').set_index('gene')['summary']
+    def sub(rule):
+        rows = [(g, lab, summ.get(g)) for g, L in labs.items() if (lab := rule(L)) is not None]
+        return pd.DataFrame(rows, columns=['gene', 'str_label', 'summary'])
+    def direct_indirect(tf):
+        return lambda L: ('direct' if f'{tf}_direct' in L else 'indirect' if f'{tf}_indirect' in L else None)
+    def combo(L):
+        if 'gata4_tbx5_combo_targets' in L: return 'combinatorial'
+        return 'single-factor direct' if ('gata4_direct' in L) != ('tbx5_direct' in L) else None
+    out = {'tf_target_gata4': sub(direct_indirect('gata4')), 'tf_target_tbx5': sub(direct_indirect('tbx5')),
+           'tf_target_combo': sub(combo)}
+    for t in out.values(): t.attrs['excluded'] = sorted(g for g, L in labs.items() if L == {'housekeeping_genes'})
+    return out
+
+def _dedupe(df:pd.DataFrame, name:str) -> pd.DataFrame:
+    "One row per gene: repeated identical labels collapse; genes with conflicting labels are dropped and listed."
+    n_lab = df.groupby('gene')['label'].nunique()
+    bad = sorted(n_lab.index[n_lab > 1])
+    if bad: warnings.warn(f'{name}: {len(bad)} gene(s) with conflicting labels dropped: {bad[:5]}')
+    out = df[~df['gene'].isin(bad)].drop_duplicates('gene').reset_index(drop=True)
+    out.attrs['conflicting'] = bad
+    out.attrs['n_repeated_rows'] = int(len(df) - len(out) - df['gene'].isin(bad).sum())
+    return out
+
+def load_task(name:str, # a key of `GENEN_TASKS`
              ) -> pd.DataFrame:
-    "A gene-property task as `DataFrame[gene, label, str_label, summary]` (`.attrs['kind']`, `.attrs['task']`)."
-    src = GENEN_TASKS.get(name, name)
-    df = _need('data', 'load_gene_task')(src).copy()
-    if df['gene'].duplicated().any():
-        dup = df['gene'][df['gene'].duplicated()].unique()
-        warnings.warn(f'{src}: {len(dup)} duplicated gene(s) (first kept): {list(dup[:5])}')
-        df = df.drop_duplicates('gene').reset_index(drop=True)
-    kind = task_kind(df['label'])
+    "A gene-property task as `DataFrame[gene, label, str_label, summary]` (attrs: kind, task, classes, balance)."
+    if name == 'tf_target_type':
+        raise ValueError("TF_target_type has several labels per gene: use 'tf_target_gata4', 'tf_target_tbx5' "
+                         "or 'tf_target_combo' (see `tf_target_subtasks`)")
+    if name not in GENEN_TASKS: raise ValueError(f'unknown task {name!r}; choose from {list(GENEN_TASKS)}')
+    raw = gdata.load_gene_task(GENEN_TASKS[name]).copy()
+    missing = raw['gene'].map(gdata.is_missing_symbol) | raw['label'].isna()
+    if missing.any():
+        warnings.warn(f'{name}: {int(missing.sum())} row(s) without a gene symbol or a label dropped')
+        raw = raw[~missing.values].reset_index(drop=True)
+    excluded = []
+    if name.startswith('tf_target_'):
+        raw = tf_target_subtasks(raw)[name]; excluded = raw.attrs['excluded']
+        raw['label'] = raw['str_label']
+    kind = task_kind(raw['label'])
     if kind == 'classification':
-        # classes are taken from the labels: re-index to 0..K-1 keeping the string names
-        codes, uniq = pd.factorize(df['label'], sort=True)
-        names = {}
-        if 'str_label' in df:
-            for c, u in enumerate(uniq): names[c] = str(df.loc[df['label'] == u, 'str_label'].iloc[0])
-        df['label'] = codes.astype(int)
-        if 'str_label' not in df: df['str_label'] = df['label'].astype(str)
-        df.attrs['classes'] = [names.get(c, str(u)) for c, u in enumerate(uniq)]
-    else:
-        df['label'] = df['label'].astype(float)
-    if 'summary' not in df: df['summary'] = np.nan
-    df.attrs.update(kind=kind, task=name)
-    return df.reset_index(drop=True)
+        # classes from the string labels where present, re-indexed to 0..K-1 in sorted order
+        key = raw['str_label'].astype(str) if raw['str_label'].notna().all() else raw['label'].astype(str)
+        classes = sorted(key.unique())
+        raw = raw.assign(label=key.map({c: i for i, c in enumerate(classes)}).astype(int), str_label=key)
+    else: raw['label'] = raw['label'].astype(float)
+    df = _dedupe(raw[['gene', 'label', 'str_label', 'summary']], name)
+    df.attrs.update(kind=kind, task=name, excluded=excluded)
+    if kind == 'classification':
+        df.attrs['classes'] = classes
+        df.attrs['balance'] = {c: int((df['label'] == i).sum()) for i, c in enumerate(classes)}
+    return df
 
 # %% ../nbs/40_genen.ipynb #06427e9c
-_EMB_MEMO: dict[str, dict[str, np.ndarray]] = {}
+def text_key(text:str) -> str:
+    "Cache key of a text: the first 32 hex digits of its stable hash."
+    return stable_hash('text', text)[:32]
 
-def _emb_dir(encoder:str, max_length:int) -> Path:
-    slug = re.sub(r'[^A-Za-z0-9_.-]+', '_', str(encoder))[-80:]
-    return cache_dir('genen', 'emb', f'{slug}-L{max_length}')
-
-def _load_emb_store(d:Path) -> dict[str, np.ndarray]:
-    memo = _EMB_MEMO.setdefault(str(d), {})
-    seen = memo.setdefault('__files__', set())
-    for f in sorted(d.glob('shard-*.npz')):
-        if f.name in seen: continue
-        try:
-            z = np.load(f, allow_pickle=False)
-            memo.update(zip(z['keys'].tolist(), z['vecs']))
-        except Exception as e: warnings.warn(f'unreadable embedding shard {f} ignored: {e}')
-        seen.add(f.name)
-    return memo
-
-def text_key(text:str) -> str: return stable_hash('text', text)[:32]
-
-def cached_encode(texts:Sequence[str], # N texts (duplicates are encoded once)
-                  encoder:str='minilm', # offline name or HF encoder id (passed to `genenet.models.encode_texts`)
-                  max_length:int=128, # tokens per text
-                  batch_size:int=32,
-                  chunk:int=256, # texts per shard file written
-                  progress:bool=True,
-                 ) -> np.ndarray: # [N, d] float32
-    "Mean-pooled text embeddings, read from / added to the on-disk cache for `(encoder, max_length)`."
+def embed_texts(texts:Sequence[str], # N texts (duplicates are embedded once)
+                encoder:str='minilm', # a `genenet.models` model name or HF id
+                batch_size:int=32, # texts per forward pass
+                progress:bool=True, # tqdm bar over the texts still to embed
+               ) -> np.ndarray: # [N, d] float32
+    "Mean-pooled text embeddings through the shared cache (`genenet.models.embed_cached`, namespace 'genen')."
     texts = [str(t) for t in texts]
-    d = _emb_dir(encoder, max_length)
-    store = _load_emb_store(d)
+    if not texts: raise ValueError('no texts to embed')
     keys = [text_key(t) for t in texts]
-    todo = list(dict.fromkeys(k for k in keys if k not in store))
-    if todo:
-        enc = _need('models', 'encode_texts')
-        by_key = dict(zip(keys, texts))
-        it = range(0, len(todo), chunk)
-        for i in (tqdm(it, desc=f'embedding {len(todo)} texts ({encoder})') if progress and len(todo) > chunk else it):
-            ks = todo[i:i+chunk]
-            V = np.asarray(enc([by_key[k] for k in ks], encoder=encoder, batch_size=batch_size,
-                               max_length=max_length, progress=False), dtype=np.float32)
-            name = d/f'shard-{stable_hash(ks)[:16]}.npz'
-            with atomic_path(name) as tmp:
-                with open(tmp, 'wb') as fh: np.savez(fh, keys=np.array(ks), vecs=V)
-            store.update(zip(ks, V)); store['__files__'].add(name.name)
-    return np.stack([store[k] for k in keys]).astype(np.float32) if keys else np.zeros((0, 0), np.float32)
+    uniq = pd.Series(dict(zip(keys, texts)))
+    E = gmodels.embed_cached(uniq, model=encoder, namespace='genen', pool='mean', batch_size=batch_size,
+                             progress=progress)
+    return E.loc[keys].to_numpy(np.float32)
 
 # %% ../nbs/40_genen.ipynb #ec260063
-@lru_cache(maxsize=4)
-def _string(min_score:float) -> pd.DataFrame:
-    s = _need('data', 'load_string')(min_score=0)
-    s = s[['gene_a', 'gene_b', 'combined_score']]
-    return s[s['combined_score'] > min_score].reset_index(drop=True)
-
 @lru_cache(maxsize=1)
-def _go_graph():
-    return _need('data', 'load_go')()
+def string_floor() -> int:
+    "Lowest combined score in the mirrored STRING file (400: it holds edges >= 700 plus each gene's top 3 in 400-699)."
+    return int(gdata.load_string()['combined_score'].min())
+
+@lru_cache(maxsize=4)
+def _string(min_score:float|None) -> pd.DataFrame:
+    s = gdata.load_string()[['gene_a', 'gene_b', 'combined_score']]
+    return s if min_score is None else s[s['combined_score'] > min_score].reset_index(drop=True)
 
 @lru_cache(maxsize=1)
 def _goa_pairs() -> pd.DataFrame:
     "Unique (gene, go_id) annotation pairs from the GAF, without NOT qualifiers, restricted to terms in the ontology."
-    a = _need('data', 'load_goa')()
-    q = a['qualifier'].fillna('').astype(str)
-    a = a[~q.str.contains('NOT')]
-    g = _go_graph()
-    a = a[a['go_id'].isin(set(g.nodes))]
+    a = gdata.load_goa(drop_not=True)
+    a = a[a['go_id'].isin(set(gdata.load_go().nodes))]
     return a[['gene', 'go_id']].drop_duplicates().reset_index(drop=True)
 
 @lru_cache(maxsize=1)
-def _go_text_all() -> pd.Series:
-    f = _shared('data', 'go_term_text')
-    if f is not None: return f(_go_graph())
-    return _need('genes', 'go_text_for_terms')(list(_go_graph().nodes))
+def _go_text_all() -> pd.Series: return gdata.go_term_text(gdata.load_go())
 
-def go_texts(go_ids:Sequence[str]) -> pd.Series:
-    "'name. definition' text of GO terms (`genenet.data.go_term_text`)."
-    s = _go_text_all()
-    return s.reindex(list(go_ids))
+@lru_cache(maxsize=1)
+def _go_name_all() -> pd.Series: return pd.Series({n: a.get('name', '') for n, a in gdata.load_go().nodes(data=True)})
 
-def go_edges(relations:Sequence[str]=('is_a', 'part_of')) -> pd.DataFrame:
-    "GO–GO edges `DataFrame[child, parent, relation]` of the given relation types."
-    g = _go_graph()
-    e = [(u, v, k) for u, v, k in g.edges(keys=True) if k in relations]
+def go_texts(go_ids:Sequence[str], # GO ids
+            ) -> pd.Series:
+    "'name. definition' text of GO terms (`genenet.data.go_term_text`); NaN for unknown ids."
+    return _go_text_all().reindex(list(go_ids))
+
+def go_names(go_ids:Sequence[str], # GO ids
+            ) -> pd.Series:
+    "GO term names; NaN for unknown ids."
+    return _go_name_all().reindex(list(go_ids))
+
+@lru_cache(maxsize=4)
+def _go_edges(relations:tuple) -> pd.DataFrame:
+    e = [(u, v, k) for u, v, k in gdata.load_go().edges(keys=True) if k in relations]
     return pd.DataFrame(e, columns=['child', 'parent', 'relation'])
 
-def go_ancestors(terms:Sequence[str], relations:Sequence[str]=('is_a', 'part_of')) -> set[str]:
+def go_edges(relations:Sequence[str]=('is_a', 'part_of'), # GO relation types to keep
+            ) -> pd.DataFrame:
+    "GO–GO edges `DataFrame[child, parent, relation]` of the given relation types."
+    return _go_edges(tuple(relations)).copy()
+
+def go_ancestors(terms:Sequence[str], # GO ids
+                 relations:Sequence[str]=('is_a', 'part_of'), # relations to walk up
+                ) -> set[str]:
     "`terms` plus all their ancestors along `relations`."
-    e = go_edges(relations)
-    up = e.groupby('child')['parent'].apply(list).to_dict()
+    up = _go_edges(tuple(relations)).groupby('child')['parent'].apply(list).to_dict()
     seen, stack = set(terms), list(terms)
     while stack:
         for p in up.get(stack.pop(), ()):
@@ -207,7 +231,6 @@ class GenenGraph:
     def to_data(self, x=None, # [N, d] node features (tensor or array); None: no `x`
                ):
         "PyG `Data` with symmetrised `edge_index` [2, 2E], `edge_type`, `edge_weight` (score), `node_type`."
-        from torch_geometric.data import Data
         e = torch.as_tensor(self.edges, dtype=torch.long)
         d = Data(edge_index=torch.cat([e, e.flip(0)], 1),
                  edge_type=torch.as_tensor(np.tile(self.edge_type, 2), dtype=torch.long),
@@ -226,8 +249,26 @@ class GenenGraph:
         return f'GenenGraph({self.kind}: ' + ', '.join(f'{k}={v}' for k, v in self.counts().items()) + ')'
 
 # %% ../nbs/40_genen.ipynb #89df07d9
+LABEL_WORDS = {
+    'solubility': ('soluble', 'solubility', 'insoluble', 'insolubility', 'membrane', 'transmembrane'),
+    'subcellular_location': ('cell membrane', 'plasma membrane', 'membrane', 'nucleus', 'nuclear', 'cytoplasm',
+                             'cytoplasmic', 'cytosol'),
+    'dosage': ('dosage', 'haploinsufficien', 'triplosensitiv'),
+    'bivalent_lys4': ('bivalent', 'lys4', 'h3k4', 'h3k27', 'histone methylation', 'methylated'),
+    'bivalent_nonmethylated': ('bivalent', 'lys4', 'h3k4', 'h3k27', 'histone methylation', 'methylated'),
+    'tf_range': ('long-range', 'long range', 'short-range', 'short range'),
+    'tf_target_gata4': ('gata4', 'tbx5', 'direct target', 'indirect target'),
+    'tf_target_tbx5': ('gata4', 'tbx5', 'direct target', 'indirect target'),
+    'tf_target_combo': ('gata4', 'tbx5', 'combinatorial'),
+    'conservation': ('conserved', 'conservation'),
+}
+"Label words per task: GO terms whose *name* contains one (case-insensitive substring) are dropped by default."
+
+GO_DERIVED_TASKS = ('solubility', 'subcellular_location')
+"Tasks whose labels are (close to) GO cellular-component annotations: gene text must not list GO term names."
+
 def _data_stamp() -> list:
-    "Size and mtime of the source files, so cached graphs are rebuilt when the data change."
+    "Size of the source files, so cached graphs are rebuilt when the data change."
     out = []
     for rel in ('ppi/string_v12_human_ntm_700_400_k3.tsv.gz', 'go/go_2019-01-29.obo.gz', 'go/goa_human_2019-01-29.gaf.gz'):
         p = data_root()/rel
@@ -235,42 +276,60 @@ def _data_stamp() -> list:
     return out
 
 def label_word_terms(go_ids:Sequence[str], # candidate GO terms
-                     words:Sequence[str]=('soluble', 'solubility', 'insolubility'), # label words (case-insensitive substrings)
+                     words:Sequence[str]=LABEL_WORDS['solubility'], # label words (case-insensitive substrings)
+                     field:str='name', # match in the term 'name' or in its 'text' (name + definition)
                     ) -> list[str]:
-    "GO terms whose text contains any of `words` (the paper's leakage control for the solubility task)."
-    t = go_texts(go_ids).fillna('')
+    "GO terms whose name (or name + definition) contains any of `words` (the label-word leakage filter)."
+    if field not in ('name', 'text'): raise ValueError(f"field must be 'name' or 'text', got {field!r}")
+    if not words: return []
+    t = (go_names(go_ids) if field == 'name' else go_texts(go_ids)).fillna('')
     pat = re.compile('|'.join(re.escape(w) for w in words), re.I)
     return [g for g, s in t.items() if pat.search(s)]
+
+def _save_graph(g, f):
+    with atomic_path(f) as tmp:
+        with open(tmp, 'wb') as fh:
+            np.savez(fh, nodes=np.array(g.nodes, dtype=str), node_type=g.node_type, edges=g.edges,
+                     edge_type=g.edge_type, edge_score=g.edge_score,
+                     meta=np.array(json.dumps(dict(kind=g.kind, info=g.info))))
+
+def _load_graph(f) -> GenenGraph:
+    z = np.load(f, allow_pickle=False)
+    meta = json.loads(str(z['meta']))
+    return GenenGraph(z['nodes'].tolist(), z['node_type'], z['edges'], z['edge_type'], z['edge_score'],
+                      meta['kind'], meta['info'])
 
 def build_graph(kind:str='go+ppi', # 'ppi', 'go' or 'go+ppi'
                 genes:Sequence[str]|None=None, # genes of interest (task genes): must be nodes (see add_missing)
                 restrict:bool=False, # only `genes`, their PPI neighbourhood and their GO terms (quick mode)
                 hops:int=1, # PPI neighbourhood radius when `restrict`
-                min_score:float=150, # STRING combined score threshold (edge if score > min_score)
+                min_score:float|None=None, # STRING edge if combined score > min_score; None: every mirrored edge (>= 400)
                 min_go_genes:int=1, # keep GO terms annotated to at least this many genes in the graph
                 go_ancestors_:bool=True, # add ancestors (is_a/part_of) of the kept GO terms
                 all_go:bool=False, # every GO term of the ontology (not restrict): also unannotated ones
-                relations:Sequence[str]=('is_a', 'part_of'),
-                drop_go_words:Sequence[str]|None=None, # drop GO terms whose text contains these words (leakage)
+                relations:Sequence[str]=('is_a', 'part_of'), # GO-GO relation types
+                drop_go_words:Sequence[str]|None=None, # drop GO terms whose name contains these words (leakage)
                 add_missing:bool=True, # add `genes` without any edge as isolated nodes
-                cache:bool=True,
+                cache:bool=True, # read/write the graph from/to `cache_dir('genen', 'graphs')` (npz)
                ) -> GenenGraph:
     "Build (or load from cache) the PPI, GO or GO+PPI graph."
     kind = kind.lower()
     if kind not in ('ppi', 'go', 'go+ppi'): raise ValueError(f"kind must be 'ppi', 'go' or 'go+ppi', got {kind!r}")
     if restrict and genes is None: raise ValueError('restrict=True needs `genes`')
     genes = None if genes is None else list(dict.fromkeys(map(str, genes)))
+    if min_score is not None and 'ppi' in kind and min_score < string_floor():
+        warnings.warn(f'STRING min_score {min_score} is below the mirrored file\'s floor ({string_floor()}): '
+                      'every mirrored edge is kept, as with min_score=None')
     params = dict(kind=kind, genes=genes, restrict=restrict, hops=hops, min_score=min_score, min_go_genes=min_go_genes,
                   anc=go_ancestors_, all_go=all_go, relations=list(relations),
-                  drop=None if drop_go_words is None else list(drop_go_words), add_missing=add_missing, v=2)
-    f = cache_dir('genen', 'graphs')/f'{stable_hash(params, _data_stamp())[:24]}.pt'
+                  drop=None if drop_go_words is None else list(drop_go_words), add_missing=add_missing, v=3)
+    f = cache_dir('genen', 'graphs')/f'{stable_hash(params, _data_stamp())[:24]}.npz'
     if cache and f.exists():
-        try: return GenenGraph(**torch.load(f, weights_only=False))
-        except Exception as e: warnings.warn(f'unreadable cached graph {f} rebuilt: {e}')
+        try: return _load_graph(f)
+        except Exception as e: warnings.warn(f'unreadable cached graph {f} rebuilt (delete it if this repeats): {e}')
     g = _build_graph(kind, genes, restrict, hops, min_score, min_go_genes, go_ancestors_, all_go, relations,
                      drop_go_words, add_missing)
-    if cache:
-        with atomic_path(f) as tmp: torch.save(g.__dict__, tmp)
+    if cache: _save_graph(g, f)
     return g
 
 def _build_graph(kind, genes, restrict, hops, min_score, min_go_genes, anc, all_go, relations, drop_words, add_missing):
@@ -293,6 +352,7 @@ def _build_graph(kind, genes, restrict, hops, min_score, min_go_genes, anc, all_
         if use_ppi: gset |= set(ppi.gene_a) | set(ppi.gene_b)
         if use_go: gset |= set(goa.gene)
     info = {}
+    if use_ppi: info.update(string_floor=string_floor(), string_min_score=min_score)
     # --- edges among the universe
     if use_ppi:
         p = ppi[ppi.gene_a.isin(gset) & ppi.gene_b.isin(gset)]
@@ -303,10 +363,11 @@ def _build_graph(kind, genes, restrict, hops, min_score, min_go_genes, anc, all_
         counts = ga.go_id.value_counts()
         terms = set(counts.index[counts >= min_go_genes])
         if anc: terms = go_ancestors(terms, relations)
-        if all_go and not restrict: terms |= set(_go_graph().nodes)
+        if all_go and not restrict: terms |= set(gdata.load_go().nodes)
         if drop_words:
             dropped = set(label_word_terms(sorted(terms), drop_words))
             info['dropped_go_terms'] = sorted(dropped); terms -= dropped
+        info['label_words'] = list(drop_words or [])
         ga = ga[ga.go_id.isin(terms)]
         gg = go_edges(relations)
         gg = gg[gg.child.isin(terms) & gg.parent.isin(terms)][['child', 'parent']].drop_duplicates()
@@ -341,42 +402,73 @@ def _build_graph(kind, genes, restrict, hops, min_score, min_go_genes, anc, all_
                       np.concatenate(T).astype(np.int64), np.concatenate(S).astype(np.float32), kind, info)
 
 # %% ../nbs/40_genen.ipynb #2dc791c5
+GENE_TEXT_SOURCES = ('description', 'summary')
+
+@lru_cache(maxsize=1)
+def _ncbi_descriptions() -> dict:
+    t = gdata.load_ncbi_genes()
+    return dict(zip(t['symbol'].str.upper(), t['description']))
+
+def description_texts(genes:Sequence[str], # gene symbols
+                     ) -> pd.Series:
+    "'SYMBOL: NCBI description.' per gene (NaN when the NCBI table does not know it, also under its normalised symbol)."
+    desc = _ncbi_descriptions()
+    genes = list(genes)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        norm = ggenes.normalise_symbols(genes, errors='keep')[0]
+    out = {}
+    for g, n in zip(genes, norm):
+        d = desc.get(str(g).upper()) or (desc.get(str(n).upper()) if n else None)
+        out[g] = f'{g}: {d}.' if isinstance(d, str) and d.strip() and d != '-' else np.nan
+    return pd.Series(out, dtype=object)
+
 def node_texts(graph:GenenGraph, # the graph whose nodes need text
                summaries:pd.Series|None=None, # gene -> summary (e.g. the task's), used first
-               source:str='auto', # `genenet.genes.gene_summaries` source for the other genes
+               gene_text:str='description', # text of the other genes: 'description' or 'summary' (see above)
               ) -> pd.Series:
-    "Text of every node (gene summary or GO 'name. definition'); NaN where none (`attrs['no_text']`)."
+    "Text of every node; NaN where none (`attrs['no_text']`); `attrs['source']` the source of each node's text."
+    if gene_text not in GENE_TEXT_SOURCES: raise ValueError(f'gene_text must be one of {GENE_TEXT_SOURCES}, got {gene_text!r}')
     genes, terms = graph.genes, graph.go_terms
     have = {} if summaries is None else {k: v for k, v in summaries.items() if isinstance(v, str) and v.strip()}
+    src = {g: 'task summary' for g in genes if g in have}
     rest = [g for g in genes if g not in have]
     if rest:
-        gs = _need('genes', 'gene_summaries')(rest, source=source)
-        have.update({k: v for k, v in gs.items() if isinstance(v, str) and v.strip()})
+        if gene_text == 'description':
+            got = description_texts(rest); label = lambda g: 'ncbi description'
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                got = ggenes.gene_summaries(rest, source='auto')
+            label = lambda g: {'bundled': 'bundled summary', 'offline': 'description + GO names'}[got.attrs['source'][g]]
+        for g, v in got.items():
+            if isinstance(v, str) and v.strip(): have[g] = v; src[g] = label(g)
     t = pd.Series({g: have.get(g, np.nan) for g in genes}, dtype=object)
-    if terms: t = pd.concat([t, go_texts(terms)])
+    if terms: t = pd.concat([t, go_texts(terms)]); src.update({g: 'GO name + definition' for g in terms})
     t = t.reindex(graph.nodes)
     t.attrs['no_text'] = list(t.index[t.isna()])
+    t.attrs['source'] = {n: (src.get(n, 'none') if isinstance(t[n], str) else 'none') for n in graph.nodes}
     return t
 
+def text_source_counts(texts:pd.Series, # from `node_texts`
+                       genes:Sequence[str]|None=None, # count only these (e.g. the task genes); default all nodes
+                      ) -> pd.Series:
+    "Number of nodes per text source."
+    src = texts.attrs['source']
+    keys = list(src) if genes is None else list(genes)
+    return pd.Series([src.get(g, 'none') for g in keys]).value_counts().rename('n')
+
 def embed_nodes(texts:pd.Series, # node -> text (NaN: no text)
-                node_type:np.ndarray|None=None, # [N] 0 gene / 1 GO; GO text uses `max_length_go`
-                encoder:str='minilm',
-                max_length:int=128, # tokens for gene text
-                max_length_go:int=64, # tokens for GO text (names + definitions are short)
-                progress:bool=True,
+                encoder:str='minilm', # a `genenet.models` model name or HF id
+                batch_size:int=32, # texts per forward pass
+                progress:bool=True, # tqdm bar over the texts still to embed
                ) -> torch.Tensor: # [N, d]
     "Cached text embeddings of every node; zero rows for nodes without text."
     vals = texts.values
-    has = np.array([isinstance(v, str) and bool(v.strip()) for v in vals])
-    nt = np.zeros(len(vals), int) if node_type is None else np.asarray(node_type)
-    X = None
-    for t, L in ((0, max_length), (1, max_length_go)):
-        sel = np.flatnonzero(has & (nt == t))
-        if len(sel) == 0: continue
-        V = cached_encode([vals[i] for i in sel], encoder=encoder, max_length=L, progress=progress)
-        if X is None: X = np.zeros((len(vals), V.shape[1]), np.float32)
-        X[sel] = V
-    if X is None: raise ValueError('no node has text')
+    sel = np.flatnonzero([isinstance(v, str) and bool(v.strip()) for v in vals])
+    if len(sel) == 0: raise ValueError('no node has text')
+    V = embed_texts([vals[i] for i in sel], encoder=encoder, batch_size=batch_size, progress=progress)
+    X = np.zeros((len(vals), V.shape[1]), np.float32); X[sel] = V
     return torch.from_numpy(X)
 
 # %% ../nbs/40_genen.ipynb #ae82ba67
@@ -405,17 +497,21 @@ def _is_symmetric(edge_index, w, n) -> bool:
 
 class GenenGNN(nn.Module):
     "GCN/GAT over a gene graph. forward(x [N, d_in], edge_index [2, E], edge_weight [E], edge_type [E]) -> [N, d_out]."
-    def __init__(self, in_dim:int, out_dim:int, hidden:int=128, arch:str='gcn',
+    def __init__(self, in_dim:int, # input feature width (the text embedding's)
+                 out_dim:int, # classes, or 1 for regression
+                 hidden:int=128, # hidden width
+                 arch:str='gcn', # 'gcn' or 'gat'
+
                  n_hidden:int|None=None, # hidden graph layers: 3 for GCN, 2 for GAT (the paper's)
                  dropout:float=0.5, # dropout before every graph layer after the first
                  input_dropout:float=0.0, # dropout on the input text features (costly on CPU: N x d_in random draws)
-                 heads:int=4, edge_weight:str='score', # 'score', 'none' or 'learned'
-                 n_edge_types:int=len(EDGE_TYPES),
+                 heads:int=4, # GAT attention heads (concatenated)
+                 edge_weight:str='score', # GCN edge weights: 'score' (fixed STRING score), 'none' or 'learned'
+                 n_edge_types:int=len(EDGE_TYPES), # learned weights: one (a, b) pair per edge type
                  sparse:bool=True, # GCN with fixed weights: propagate with a cached sparse CSR matrix
                  sym_backward:bool=True, # with `sparse`: transpose-free backward for the symmetric adjacency
                 ):
         super().__init__()
-        from torch_geometric.nn import GCNConv, GATConv
         arch = arch.lower()
         if arch not in ('gcn', 'gat'): raise ValueError(f"arch must be 'gcn' or 'gat', got {arch!r}")
         if edge_weight not in ('score', 'none', 'learned'): raise ValueError(f'bad edge_weight {edge_weight!r}')
@@ -446,14 +542,12 @@ class GenenGNN(nn.Module):
     def _adj(self, edge_index, edge_weight, edge_type, n):
         "Propagation operator: (edge_index, None) for GAT; normalised (edges, weights) or a cached sparse CSR for GCN."
         if self.arch == 'gat': return edge_index, None
-        from torch_geometric.nn.conv.gcn_conv import gcn_norm
         w = self._weights(edge_weight, edge_type)
         if self.edge_weight_mode == 'learned' or not self.sparse:
             return gcn_norm(edge_index, w, n, add_self_loops=True)
         key = (edge_index.data_ptr(), tuple(edge_index.shape), n, int(edge_index.sum()),
                None if w is None else (w.data_ptr(), float(w.sum())))
         if key != self._memo_key:
-            from torch_geometric.utils import to_torch_csr_tensor
             e, ww = gcn_norm(edge_index, w, n, add_self_loops=True)
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')  # torch's "sparse CSR support is in beta" warning
@@ -519,25 +613,34 @@ class NodeTask(nn.Module):
         return F.mse_loss(out.squeeze(-1), batch['y'])
 
 # %% ../nbs/40_genen.ipynb #1af118fc
-def fit_full_graph(model:NodeTask, train:dict, valid:dict|None=None, epochs:int=200, lr:float=0.01,
-                   weight_decay:float=5e-4, patience:int|None=20, seed:int=0):
+def fit_full_graph(model:NodeTask, # the GNN wrapped as a node task
+                   train:dict, # `graph_batch` of the training nodes
+                   valid:dict|None=None, # `graph_batch` of the validation nodes (early stopping)
+                   epochs:int=200, # at most this many full-graph epochs
+                   lr:float=0.01, # Adam(W) learning rate, constant (the GCN/GAT papers' schedule)
+                   weight_decay:float=5e-4, # L2 penalty
+                   patience:int|None=20, # stop after this many epochs without a better validation loss
+                   seed:int=0, # training seed
+                  ):
     "Train `model` on the full-graph `train` batch with early stopping on the `valid` batch's loss -> (model, history)."
-    fit = _need('train', 'fit')
-    from torch.utils.data import DataLoader
     one = lambda b: DataLoader([b], batch_size=None)  # a loader whose only batch is the whole graph
-    r = fit(model, one(train), None if valid is None else one(valid), loss_fn=None, epochs=epochs, lr=lr,
-            weight_decay=weight_decay, seed=seed, patience=patience, progress=False)
+    r = gtrain.fit(model, one(train), None if valid is None else one(valid), loss_fn=None, epochs=epochs, lr=lr,
+                   weight_decay=weight_decay, schedule='constant', seed=seed, patience=patience, progress=False)
     return r.model, r.history
 
 @torch.no_grad()
-def predict_nodes(model:NodeTask, batch:dict) -> np.ndarray:
+def predict_nodes(model:NodeTask, # a trained node task
+                  batch:dict, # `graph_batch` of the nodes to predict
+                 ) -> np.ndarray:
     "Outputs of `batch['index']` nodes (probabilities for classification, values for regression)."
     model.eval()
     out = model.outputs(batch)
     return (out.softmax(-1) if model.kind == 'classification' else out.squeeze(-1)).cpu().numpy()
 
 @torch.no_grad()
-def refined_embeddings(model:NodeTask|GenenGNN, data) -> np.ndarray:
+def refined_embeddings(model:NodeTask|GenenGNN, # a trained GNN (or node task)
+                       data, # the PyG graph it was trained on
+                      ) -> np.ndarray:
     "GNN-refined node embeddings (last hidden layer) [N, hidden] of a trained model."
     gnn = model.gnn if isinstance(model, NodeTask) else model
     gnn.eval()
@@ -545,10 +648,21 @@ def refined_embeddings(model:NodeTask|GenenGNN, data) -> np.ndarray:
                       getattr(data, 'edge_type', None)).cpu().numpy()
 
 # %% ../nbs/40_genen.ipynb #45beed1c
+MASKING_PROTOCOLS = ('go', 'all')
+
+def masking_candidates(graph:GenenGraph, # the graph
+                       protocol:str='go', # 'go': GO-term nodes (the authors'); 'all': every node
+                       exclude=None, # node indices never masked (e.g. the test genes)
+                      ) -> np.ndarray:
+    "Node indices that may be masked under `protocol`, without `exclude`."
+    if protocol not in MASKING_PROTOCOLS: raise ValueError(f'protocol must be one of {MASKING_PROTOCOLS}, got {protocol!r}')
+    cand = np.flatnonzero(graph.node_type == 1) if protocol == 'go' else np.arange(graph.n_nodes)
+    return cand if exclude is None else np.setdiff1d(cand, np.asarray(exclude))
+
 def mask_nodes(x:torch.Tensor, # [N, d] node features
                rate:float, # fraction of `nodes` to mask, in [0, 1]
                nodes=None, # candidate node indices (default: all)
-               seed:int=0,
+               seed:int=0, # which nodes are masked
               ) -> tuple[torch.Tensor, np.ndarray]:
     "A copy of `x` with the rows of `round(rate * len(nodes))` random nodes zeroed, and those node indices."
     if not 0 <= rate <= 1: raise ValueError(f'rate must be in [0, 1], got {rate}')
@@ -559,83 +673,170 @@ def mask_nodes(x:torch.Tensor, # [N, d] node features
     return x, masked
 
 # %% ../nbs/40_genen.ipynb #cdf0d4a6
-def cv_splits(y, # [n] labels
-              n_splits:int=5, valid_frac:float=0.2, seed:int=0, kind:str|None=None,
-             ) -> list[dict]:
-    "`n_splits` dicts of disjoint index arrays `train`, `valid`, `test` (test folds partition range(n))."
-    from sklearn.model_selection import StratifiedKFold, train_test_split
+def cv_folds(y, # [n] labels
+             k:int=5, # folds (`genenet.metrics.kfold`)
+             valid_frac:float=0.2, # fraction of each training part held out for validation
+             seed:int=0, # fold seed
+             kind:str|None=None, # 'classification' or 'regression' (default: from `y`)
+            ) -> list[dict]:
+    "`k` dicts of disjoint index arrays `train`, `valid`, `test` (the test folds of `kfold` partition range(n))."
     y = np.asarray(y); kind = kind or task_kind(y)
-    if kind == 'classification':
-        cls, cnt = np.unique(y, return_counts=True)
-        if len(cls) < 2: raise ValueError(f'labels have one class only ({cls[0]!r}): nothing to classify')
-        small = {c: n for c, n in zip(cls.tolist(), cnt.tolist()) if n < n_splits}
-        if small: raise ValueError(f'classes with fewer members than folds ({n_splits}): {small}')
-        strat = y
-    else:
-        strat = pd.qcut(pd.Series(y).rank(method='first'), q=min(n_splits * 2, len(y) // n_splits), labels=False).values
+    if kind == 'classification' and len(np.unique(y)) < 2:
+        raise ValueError(f'labels have one class only ({np.unique(y)[0]!r}): nothing to classify')
     folds = []
-    skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    for k, (tr, te) in enumerate(skf.split(np.zeros(len(y)), strat)):
-        tr, va = train_test_split(tr, test_size=valid_frac, random_state=seed + k,
-                                  stratify=strat[tr] if kind == 'classification' else None)
+    for i, (tr, te) in enumerate(gmetrics.kfold(y, k=k, seed=seed, stratify=True)):
+        tr, va = train_test_split(tr, test_size=valid_frac, random_state=seed + i,
+                                  stratify=y[tr] if kind == 'classification' else None)
         if kind == 'classification':
             for name, part in (('train', tr), ('valid', va), ('test', te)):
                 if len(np.unique(y[part])) < 2:
-                    raise ValueError(f'fold {k}: the {name} part has one class only ({np.unique(y[part])}); '
+                    raise ValueError(f'fold {i}: the {name} part has one class only ({np.unique(y[part])}); '
                                      'use fewer folds or more genes')
-        folds.append(dict(fold=k, train=np.sort(tr), valid=np.sort(va), test=np.sort(te)))
+        folds.append(dict(fold=i, train=np.sort(tr), valid=np.sort(va), test=np.sort(te)))
     return folds
 
-def _metrics(y, p, kind):
-    "Headline metrics: auc, f1 (classes) or pearson, spearman, mse (regression), via genenet.metrics."
-    if kind == 'regression':
-        m = _need('metrics', 'regression_metrics')(y, p); return dict(pearson=m['pearson'], spearman=m['spearman'], mse=m['mse'])
-    if p.shape[1] == 2:
-        m = _need('metrics', 'binary_metrics')(y, p[:, 1]); return dict(auc=m['roc_auc'], f1=m['f1'], accuracy=m['accuracy'])
-    m = _need('metrics', 'multiclass_metrics')(y, p)
-    return dict(auc=m['auc_macro_ovr'], f1=m['f1_macro'], accuracy=m['accuracy'])
-
-def _select_score(m, kind): return m['pearson'] if kind == 'regression' else m['auc']
-
 # %% ../nbs/40_genen.ipynb #8d49ba56
-def fit_linear(X, y, split:dict, kind:str, Cs=(0.01, 0.1, 1.0, 10.0), seed:int=0):
+def node_metrics(y, # [n] true labels (classes) or values
+                 p, # [n, K] class probabilities, or [n] predicted values
+                 kind:str, # 'classification' or 'regression'
+                ) -> dict:
+    "Shared metric names: roc_auc, macro_f1, f1 (binary only), accuracy; or mse, pearson, spearman."
+    if kind == 'regression':
+        m = gmetrics.regression_metrics(y, p); return dict(mse=m['mse'], pearson=m['pearson'], spearman=m['spearman'])
+    p = np.asarray(p); y = np.asarray(y).astype(int)
+    mc = gmetrics.multiclass_metrics(y, p)
+    out = dict(roc_auc=mc['auc_macro_ovr'], macro_f1=mc['f1_macro'], accuracy=mc['accuracy'])
+    if p.shape[1] == 2: out['f1'] = gmetrics.binary_metrics(y, p[:, 1])['f1']
+    return out
+
+def _select_score(m:dict, kind:str) -> float: return -m['mse'] if kind == 'regression' else m['roc_auc']
+
+def fit_linear(X, # [n, d] features of the task genes
+               y, # [n] labels
+               split:dict, # `cv_folds` fold (train/valid/test indices)
+               kind:str, # 'classification' or 'regression'
+               Cs=(0.01, 0.1, 1.0, 10.0), # inverse regularisation strengths tried on `valid`
+               seed:int=0, # solver seed
+              ):
     "Logistic/ridge regression on rows of `X`; C chosen on `split['valid']` -> (test predictions, chosen C)."
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.pipeline import make_pipeline
     y = np.asarray(y); best = None
     for C in Cs:
         est = (make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
                if kind == 'classification' else make_pipeline(StandardScaler(), Ridge(alpha=1.0 / C)))
         est.fit(X[split['train']], y[split['train']])
         pv = est.predict_proba(X[split['valid']]) if kind == 'classification' else est.predict(X[split['valid']])
-        s = _select_score(_metrics(y[split['valid']], pv, kind), kind)
+        s = _select_score(node_metrics(y[split['valid']], pv, kind), kind)
         if best is None or s > best[0]: best = (s, C, est)
     est = best[2]
     pt = est.predict_proba(X[split['test']]) if kind == 'classification' else est.predict(X[split['test']])
     return pt, best[1]
 
-def fit_gnn(data, # PyG Data (x, edge_index, edge_weight, edge_type)
-            nodes:np.ndarray, # [n] graph node index of every task gene
-            y:np.ndarray, # [n] labels
-            split:dict, kind:str, arch:str='gcn', hidden_grid=(64, 128), epochs:int=200, lr:float=0.01,
-            weight_decay:float=5e-4, dropout:float=0.5, patience:int=20, edge_weight:str='score', seed:int=0,
+# %% ../nbs/40_genen.ipynb #1760c204
+class GenenModel:
+    "A text-initialised GCN/GAT over a `GenenGraph`: `fit(genes, labels)`, `predict(genes)`, `evaluate(genes, labels)`."
+    def __init__(self, graph:GenenGraph, # the gene (+ GO) graph
+                 x:torch.Tensor|np.ndarray|None=None, # [N, d] node features; None: embed `node_texts(graph)` with `encoder`
+                 conv:str='gcn', # 'gcn' or 'gat'
+                 hidden:int=128, # hidden width
+                 n_hidden:int|None=None, # hidden graph layers (None: 3 for GCN, 2 for GAT)
+                 dropout:float=0.5, # dropout between graph layers
+                 heads:int=4, # GAT heads
+                 edge_weight:str='score', # 'score' (fixed STRING score), 'learned' or 'none'
+                 epochs:int=200, # at most this many epochs
+                 lr:float=0.01, # learning rate
+                 weight_decay:float=5e-4, # L2 penalty
+                 patience:int|None=20, # early-stopping patience (validation loss)
+                 kind:str|None=None, # 'classification' or 'regression' (default: from the labels)
+                 encoder:str='minilm', # text encoder when `x` is None
+                 seed:int=0, # initialisation and training seed
+                ):
+        self.graph, self.conv, self.encoder, self.seed, self.kind = graph, conv, encoder, seed, kind
+        self.config = dict(hidden=hidden, n_hidden=n_hidden, dropout=dropout, heads=heads, edge_weight=edge_weight)
+        self.train_kw = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience)
+        if x is None: x = embed_nodes(node_texts(graph), encoder=encoder)
+        self.x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+        if self.x.shape[0] != graph.n_nodes: raise ValueError(f'x has {self.x.shape[0]} rows for {graph.n_nodes} nodes')
+        self.data, self.module, self.history = graph.to_data(self.x), None, None
+        self._idx = graph.index
+
+    def index(self, genes:Sequence[str]) -> np.ndarray:
+        "Graph node index of each gene (KeyError naming the genes that are not nodes)."
+        genes = [genes] if isinstance(genes, str) else list(genes)
+        bad = [g for g in genes if g not in self._idx]
+        if bad: raise KeyError(f'{len(bad)} gene(s) are not nodes of the graph: {bad[:5]}')
+        return np.array([self._idx[g] for g in genes], dtype=np.int64)
+
+    def fit(self, genes:Sequence[str], # training genes
+            labels, # their labels (integer classes 0..K-1, or floats)
+            valid_genes:Sequence[str]|None=None, # early-stopping genes (default: a stratified 20% of `genes`)
+            valid_labels=None, # their labels
+            init:dict|None=None, # a `state_dict` to start from (warm start)
+            x:torch.Tensor|None=None, # features for this fit (e.g. masked); default the model's
+           ) -> 'GenenModel':
+        "Train on the whole graph with the loss on `genes`; returns self."
+        y = np.asarray(labels); idx = self.index(genes)
+        self.kind = self.kind or task_kind(y)
+        if valid_genes is None:
+            tr, va = train_test_split(np.arange(len(idx)), test_size=0.2, random_state=self.seed,
+                                      stratify=y if self.kind == 'classification' else None)
+            vidx, vy, idx, y = idx[va], y[va], idx[tr], y[tr]
+        else: vidx, vy = self.index(valid_genes), np.asarray(valid_labels)
+        out_dim = 1 if self.kind == 'regression' else int(max(y.max(), vy.max())) + 1
+        if self.module is None or init is not None:
+            set_seed(self.seed)
+            self.module = NodeTask(GenenGNN(self.x.shape[1], out_dim, arch=self.conv, **self.config), self.kind)
+            if init is not None: self.module.load_state_dict(init)
+        data = self.data if x is None else self.graph.to_data(x)
+        self.module, self.history = fit_full_graph(self.module, graph_batch(data, idx, y), graph_batch(data, vidx, vy),
+                                                   seed=self.seed, **self.train_kw)
+        self._fit_x = data
+        return self
+
+    def _check(self):
+        if self.module is None: raise RuntimeError('GenenModel is not fitted: call fit(genes, labels) first')
+
+    def predict(self, genes:Sequence[str], # genes to predict
+               ) -> np.ndarray:
+        "Class probabilities [n, K] (or values [n]) aligned with `genes`."
+        self._check()
+        return predict_nodes(self.module, graph_batch(self._fit_x, self.index(genes)))
+
+    def embeddings(self) -> np.ndarray:
+        "GNN-refined embeddings of every node [N, hidden]."
+        self._check()
+        return refined_embeddings(self.module, self._fit_x)
+
+    def state_dict(self) -> dict:
+        self._check(); return {k: v.clone() for k, v in self.module.state_dict().items()}
+
+    def evaluate(self, genes:Sequence[str], # test genes
+                 labels, # their labels
+                ) -> pd.DataFrame:
+        "One row: method, kind, the shared metrics (`node_metrics`) of `predict(genes)`."
+        return pd.DataFrame([dict(method=self.conv, kind='method', **node_metrics(labels, self.predict(genes), self.kind))])
+
+    def __repr__(self):
+        return f"GenenModel({self.conv}, {self.graph.kind}, hidden={self.config['hidden']}, {'fitted' if self.module else 'not fitted'})"
+
+# %% ../nbs/40_genen.ipynb #0e0c90cf
+def fit_gnn(gd:'GenenData', # task + graph + features
+            split:dict, # a `cv_folds` fold
+            arch:str='gcn', # 'gcn' or 'gat'
+            hidden_grid=(64, 128), # hidden sizes tried; the best on `split['valid']` is kept
+            x:torch.Tensor|None=None, # features override (e.g. masked)
+            init:dict|None=None, # warm-start weights (one hidden size)
+            seed:int=0, # model seed
+            **kw, # `GenenModel` options: epochs, lr, dropout, patience, edge_weight, ...
            ) -> dict:
-    "Train a GNN per hidden size on one fold; keep the best on validation -> dict(test, hidden, model, history)."
-    y = np.asarray(y); nodes = np.asarray(nodes)
-    out_dim = 1 if kind == 'regression' else int(y.max()) + 1
-    bt = graph_batch(data, nodes[split['train']], y[split['train']])
-    bv = graph_batch(data, nodes[split['valid']], y[split['valid']])
+    "Train a `GenenModel` per hidden size on one fold; keep the best on validation -> dict(test, hidden, model, valid_score)."
+    genes, y = gd.task['gene'].values, gd.task['label'].values
     best = None
     for h in hidden_grid:
-        set_seed(seed)
-        gnn = GenenGNN(data.x.shape[1], out_dim, hidden=h, arch=arch, dropout=dropout, edge_weight=edge_weight)
-        model, hist = fit_full_graph(NodeTask(gnn, kind), bt, bv, epochs=epochs, lr=lr, weight_decay=weight_decay,
-                                     patience=patience, seed=seed)
-        pv = predict_nodes(model, graph_batch(data, nodes[split['valid']]))
-        s = _select_score(_metrics(y[split['valid']], pv, kind), kind)
-        if best is None or s > best['valid_score']: best = dict(valid_score=s, hidden=h, model=model, history=hist)
-    best['test'] = predict_nodes(best['model'], graph_batch(data, nodes[split['test']]))
+        m = GenenModel(gd.graph, gd.x if x is None else x, conv=arch, hidden=h, kind=gd.kind, seed=seed, **kw)
+        m.fit(genes[split['train']], y[split['train']], genes[split['valid']], y[split['valid']], init=init)
+        s = _select_score(node_metrics(y[split['valid']], m.predict(genes[split['valid']]), gd.kind), gd.kind)
+        if best is None or s > best['valid_score']: best = dict(valid_score=s, hidden=h, model=m)
+    best['test'] = best['model'].predict(genes[split['test']])
     return best
 
 # %% ../nbs/40_genen.ipynb #6c3ff450
@@ -648,68 +849,98 @@ class GenenData:
     nodes: np.ndarray
     encoder: str = 'minilm'
     texts: pd.Series|None = None
+    info: dict = field(default_factory=dict)
     def data(self, x=None): return self.graph.to_data(self.x if x is None else x)
     @property
     def kind(self): return self.task.attrs.get('kind', task_kind(self.task['label']))
+    def with_encoder(self, encoder:str, progress:bool=True) -> 'GenenData':
+        "The same task, graph and texts embedded with another encoder."
+        return GenenData(self.graph, embed_nodes(self.texts, encoder=encoder, progress=progress), self.task, self.nodes,
+                         encoder, self.texts, dict(self.info))
+
+def subsample(df:pd.DataFrame, # a task
+              n_genes:int|None, # genes to keep (stratified for classes, seeded); None: all
+              seed:int=0, # sampling seed
+             ) -> pd.DataFrame:
+    "A stratified random subset of a task's genes, attrs kept."
+    if n_genes is None or n_genes >= len(df): return df
+    strat = df['label'] if df.attrs.get('kind', task_kind(df['label'])) == 'classification' else None
+    keep, _ = train_test_split(np.arange(len(df)), train_size=n_genes, random_state=seed, stratify=strat)
+    attrs = dict(df.attrs); df = df.iloc[np.sort(keep)].reset_index(drop=True); df.attrs.update(attrs)
+    return df
 
 def prepare(task:str|pd.DataFrame, # task name or a task DataFrame
             kind:str='go+ppi', # graph kind
-            encoder:str='minilm',
+            encoder:str='minilm', # text encoder
             n_genes:int|None=None, # subsample this many task genes (stratified, seeded); None: all
-            seed:int=0,
+            seed:int=0, # subsampling seed
             restrict:bool=True, # graph restricted to the task genes' neighbourhood (see `build_graph`)
-            max_length:int=128, max_length_go:int=64,
-            source:str='auto', # gene text source for genes without a task summary
-            progress:bool=True,
-            **graph_kw, # passed to `build_graph` (hops, min_score, min_go_genes, drop_go_words, ...)
+            drop_label_words:bool|Sequence[str]=True, # True: drop GO terms named with `LABEL_WORDS[task]`; or the words
+            gene_text:str='description', # text of genes without a task summary (`node_texts`)
+            allow_leaky_text:bool=False, # allow gene_text='summary' (GO term names) for GO-derived tasks
+            progress:bool=True, # progress bars
+            **graph_kw, # passed to `build_graph` (hops, min_score, min_go_genes, ...)
            ) -> GenenData:
-    "Load a task, build its graph and embed every node's text."
+    "Load a task, build its leak-filtered graph and embed every node's text."
     df = load_task(task) if isinstance(task, str) else task.copy()
-    if n_genes is not None and n_genes < len(df):
-        from sklearn.model_selection import train_test_split
-        strat = df['label'] if df.attrs.get('kind', task_kind(df['label'])) == 'classification' else None
-        keep, _ = train_test_split(np.arange(len(df)), train_size=n_genes, random_state=seed, stratify=strat)
-        attrs = dict(df.attrs); df = df.iloc[np.sort(keep)].reset_index(drop=True); df.attrs.update(attrs)
-    g = build_graph(kind, genes=df['gene'].tolist(), restrict=restrict, **graph_kw)
+    name = df.attrs.get('task', task if isinstance(task, str) else None)
+    if gene_text == 'summary' and name in GO_DERIVED_TASKS and not allow_leaky_text:
+        raise ValueError(f"gene_text='summary' lists GO term names, which encode the {name} label; "
+                         "use gene_text='description' or allow_leaky_text=True")
+    words = (LABEL_WORDS.get(name, ()) if drop_label_words is True else () if drop_label_words is False
+             else tuple(drop_label_words))
+    df = subsample(df, n_genes, seed)
+    g = build_graph(kind, genes=df['gene'].tolist(), restrict=restrict, drop_go_words=words or None, **graph_kw)
     idx = g.index
     nodes = np.array([idx.get(x, -1) for x in df['gene']])
     if (nodes < 0).any():  # add_missing=False: genes not in the graph cannot be predicted
         lost = df['gene'][nodes < 0].tolist()
         warnings.warn(f'{len(lost)} task genes are not in the graph and are dropped from the task: {lost[:5]}')
         attrs = dict(df.attrs); df = df[nodes >= 0].reset_index(drop=True); df.attrs.update(attrs); nodes = nodes[nodes >= 0]
-    summ = df.set_index('gene')['summary'] if 'summary' in df else None
-    texts = node_texts(g, summ, source=source)
-    x = embed_nodes(texts, g.node_type, encoder=encoder, max_length=max_length, max_length_go=max_length_go,
-                    progress=progress)
-    return GenenData(g, x, df, nodes, encoder, texts)
+    texts = node_texts(g, df.set_index('gene')['summary'], gene_text=gene_text)
+    x = embed_nodes(texts, encoder=encoder, progress=progress)
+    info = dict(label_words=list(words), dropped_go_terms=g.info.get('dropped_go_terms', []),
+                text_sources=text_source_counts(texts, df['gene']).to_dict(),
+                string_floor=g.info.get('string_floor'), string_min_score=g.info.get('string_min_score'))
+    return GenenData(g, x, df, nodes, encoder, texts, info)
+
+# %% ../nbs/40_genen.ipynb #2cf70e07
+GENEN_MODELS = ('lr', 'gcn', 'gat', 'gcn+lr', 'gat+lr')
 
 def run_cv(gd:GenenData, # task + graph + features
-           models:Sequence[str]=('lr', 'gcn'), # any of 'lr', 'gcn', 'gat', 'gcn+lr', 'gat+lr'
-           n_splits:int=5, seed:int=0, x:torch.Tensor|None=None, # features override (e.g. masked)
-           progress:bool=True, **gnn_kw, # passed to `fit_gnn` (hidden_grid, epochs, lr, dropout, edge_weight, ...)
+           models:Sequence[str]=('lr', 'gcn'), # any of `GENEN_MODELS`
+           k:int=5, # folds
+           seed:int=0, # fold and model seed
+           x:torch.Tensor|None=None, # features override (e.g. masked)
+           folds:list[dict]|None=None, # precomputed `cv_folds` (default: from the labels)
+           progress:bool=True, # tqdm over (fold, model)
+           **gnn_kw, # passed to `fit_gnn` (hidden_grid, epochs, lr, dropout, edge_weight, ...)
           ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "5-fold CV of `models` -> (metrics: one row per model & fold, oof: out-of-fold predictions per model & gene)."
+    "k-fold CV of `models` -> (metrics: one row per model & fold, oof: out-of-fold predictions per model & gene)."
+    bad = [m for m in models if m not in GENEN_MODELS]
+    if bad: raise ValueError(f'unknown model(s) {bad}; choose from {GENEN_MODELS}')
     kind, y = gd.kind, gd.task['label'].values
-    data = gd.data(x)
-    folds = cv_splits(y, n_splits=n_splits, seed=seed, kind=kind)
+    X = (gd.x if x is None else x)[gd.nodes].numpy()
+    folds = folds or cv_folds(y, k=k, seed=seed, kind=kind)
     rows, oof, fitted = [], [], {}
     it = [(f, m) for f in folds for m in models]
     for f, m in (tqdm(it, desc=f"{gd.task.attrs.get('task', '')} CV") if progress else it):
         t0 = time.time(); extra = {}
         if m == 'lr':
-            p, C = fit_linear(data.x[gd.nodes].numpy(), y, f, kind, seed=seed); extra['C'] = C
-        elif m in ('gcn', 'gat', 'gcn+lr', 'gat+lr'):
+            p, C = fit_linear(X, y, f, kind, seed=seed); extra['C'] = C
+        else:
             key = (f['fold'], m[:3])  # 'gcn' and 'gcn+lr' share the fold's trained GNN
-            fitted = {k: v for k, v in fitted.items() if k[0] == f['fold']}  # keep only this fold's models
-            if key not in fitted: fitted[key] = fit_gnn(data, gd.nodes, y, f, kind, arch=m[:3], seed=seed, **gnn_kw)
+            fitted = {kk: v for kk, v in fitted.items() if kk[0] == f['fold']}  # keep only this fold's models
+            if key not in fitted: fitted[key] = fit_gnn(gd, f, arch=m[:3], x=x, seed=seed, **gnn_kw)
             r = fitted[key]
             extra['hidden'] = r['hidden']; p = r['test']
             if m.endswith('+lr'):
-                Z = refined_embeddings(r['model'], data)[gd.nodes]
+                Z = r['model'].embeddings()[gd.nodes]
                 p, C = fit_linear(Z, y, f, kind, seed=seed); extra['C'] = C
-        else: raise ValueError(f'unknown model {m!r}')
         yt = y[f['test']]
-        rows.append(dict(model=m, fold=f['fold'], **_metrics(yt, p, kind), n_test=len(yt), seconds=time.time() - t0, **extra))
+        if kind == 'regression': extra['mse_mean'] = float(np.mean((yt - y[f['train']].mean()) ** 2))
+        rows.append(dict(model=m, fold=f['fold'], **node_metrics(yt, p, kind), n_test=len(yt),
+                         seconds=time.time() - t0, **extra))
         pr = pd.DataFrame(dict(model=m, fold=f['fold'], gene=gd.task['gene'].values[f['test']], y=yt))
         if kind == 'regression': pr['pred'] = p
         else:
@@ -717,6 +948,36 @@ def run_cv(gd:GenenData, # task + graph + features
             for c in range(p.shape[1]): pr[f'p{c}'] = p[:, c]
         oof.append(pr)
     return pd.DataFrame(rows), pd.concat(oof, ignore_index=True)
+
+def masking_curve(gd:GenenData, # task + graph + features
+                  rates:Sequence[float]=(0.0, 0.25, 0.5, 0.75), # masking rates, trained in this order
+                  protocol:str='go', # 'go' (GO nodes, the authors') or 'all' (any node but the test genes)
+                  arch:str='gcn', # 'gcn' or 'gat'
+                  k:int=5, # folds
+                  warm_start:bool=True, # each rate starts from the previous rate's weights (per fold)
+                  seed:int=0, # folds, masks and models
+                  hidden:int=64, # hidden width
+                  progress:bool=True, # tqdm over (fold, rate)
+                  **kw, # `GenenModel` options (epochs, patience, ...)
+                 ) -> pd.DataFrame:
+    "Test metrics per (fold, rate) of `arch` with the text of a fraction of candidate nodes zeroed; test genes never masked."
+    y, genes = gd.task['label'].values, gd.task['gene'].values
+    rows = []
+    folds = cv_folds(y, k=k, seed=seed, kind=gd.kind)
+    it = [(f, r) for f in folds for r in rates]
+    prev = {}
+    for f, rate in (tqdm(it, desc=f'masking ({protocol})') if progress else it):
+        test_nodes = gd.nodes[f['test']]
+        cand = masking_candidates(gd.graph, protocol, exclude=test_nodes)
+        xm, masked = mask_nodes(gd.x, rate, cand, seed=seed + f['fold'])
+        m = GenenModel(gd.graph, xm, conv=arch, hidden=hidden, kind=gd.kind, seed=seed, **kw)
+        m.fit(genes[f['train']], y[f['train']], genes[f['valid']], y[f['valid']],
+              init=prev.get(f['fold']) if warm_start else None)
+        prev[f['fold']] = m.state_dict()
+        rows.append(dict(fold=f['fold'], rate=rate, protocol=protocol, model=arch, n_masked=len(masked),
+                         n_test_masked=int(np.isin(test_nodes, masked).sum()), warm_start=warm_start,
+                         **node_metrics(y[f['test']], m.predict(genes[f['test']]), gd.kind)))
+    return pd.DataFrame(rows)
 
 # %% ../nbs/40_genen.ipynb #61fd67b5
 def knowledge_bias(oof:pd.DataFrame, # out-of-fold predictions from `run_cv`
@@ -733,3 +994,141 @@ def knowledge_bias(oof:pd.DataFrame, # out-of-fold predictions from `run_cv`
     o['correct'] = (o['pred'] == o['y']).astype(float)
     return (o.groupby(['model', 'studied'], observed=True)
              .agg(accuracy=('correct', 'mean'), n=('correct', 'size'), median_length=('length', 'median')).reset_index())
+
+# %% ../nbs/40_genen.ipynb #c8b34cf8
+def annotation_matrix(graph:GenenGraph, # a graph with gene_go edges
+                      genes:Sequence[str], # rows (genes without annotations are all-zero rows)
+                      names:bool=True, # columns 'GO:… name' instead of bare ids
+                     ) -> pd.DataFrame:
+    "Sparse 0/1 DataFrame genes × GO terms from the graph's gene–GO edges."
+    genes = list(genes)
+    e = graph.edges[:, graph.edge_type == EDGE_TYPES.index('gene_go')]
+    nodes = np.asarray(graph.nodes, dtype=object)
+    row = {g: i for i, g in enumerate(genes)}
+    a, b = nodes[e[0]], nodes[e[1]]
+    keep = np.array([x in row for x in a], dtype=bool)
+    a, b = a[keep], b[keep]
+    terms = sorted(set(b)); col = {t: j for j, t in enumerate(terms)}
+    M = sparse.csr_matrix((np.ones(len(a)), ([row[x] for x in a], [col[t] for t in b])), shape=(len(genes), len(terms)))
+    cols = [f'{t} {n}' for t, n in zip(terms, go_names(terms).fillna(''))] if names else terms
+    return pd.DataFrame.sparse.from_spmatrix(M, index=genes, columns=cols)
+
+def task_leak_audit(gd:GenenData, # task + graph + texts
+                    method_score:float|None=None, # the best method's ROC-AUC, for the warning
+                    folds:list[dict]|None=None, # `cv_folds` (default: the CV's folds)
+                    seed:int=0, # fold seed when `folds` is None
+                   ) -> dict|None:
+    "Best single GO term and best keyword of the node text as classifiers of the label (`genenet.evaluate.leak_audit`)."
+    if gd.kind == 'regression': return None
+    genes = gd.task['gene'].tolist()
+    y = pd.Series(gd.task['label'].values, index=genes)
+    folds = folds or cv_folds(y.values, seed=seed, kind=gd.kind)
+    pairs = [(np.sort(np.concatenate([f['train'], f['valid']])), f['test']) for f in folds]
+    feats = annotation_matrix(gd.graph, genes) if (gd.graph.edge_type == EDGE_TYPES.index('gene_go')).any() else None
+    texts = gd.texts.reindex(genes) if gd.texts is not None else None
+    return geval.leak_audit(y, features=feats, texts=texts, folds=pairs, method_score=method_score)
+
+def audit_row(audit:dict|None, # from `task_leak_audit`
+             ) -> dict:
+    "The audit as a flat table row: best GO term, best GO-name word count, best keyword, their held-out ROC-AUC, the warning."
+    keys = (('feature', 'best_go_term'), ('feature_word', 'best_go_name_word'), ('keyword', 'best_keyword'))
+    row = {}
+    for key, col in keys:
+        r = (audit or {}).get(key) or {}
+        row[col], row[col.replace('best_', '') + '_roc_auc'] = r.get('name'), r.get('score')
+    row['warning'] = None if audit is None else audit.get('warning')
+    return row
+
+# %% ../nbs/40_genen.ipynb #52466213
+def audit_controls(audit:dict|None, # from `task_leak_audit`
+                  ) -> list[dict]:
+    "The leak audit's rules as 'control' rows (method, kind, roc_auc): best GO term, GO-name word count, keyword."
+    if audit is None: return []
+    rules = (('feature', 'best single GO term'), ('feature_word', 'count of GO terms named'), ('keyword', 'best keyword rule'))
+    return [dict(method=f"{label}: {audit[key]['name'][:60]}", kind='control', roc_auc=audit[key]['score'])
+            for key, label in rules if audit.get(key)]
+
+def cv_table(runs:pd.DataFrame, # `run_cv` rows (one per model & fold) with a `method` column naming each row
+             audit:dict|None=None, # `task_leak_audit`: its best GO term and keyword become 'control' rows
+             kind:str='classification', # task kind (regression: a 'training mean' control from `runs['mse_mean']`)
+            ) -> pd.DataFrame:
+    "One row per method (mean over folds, `<metric>_sd`) plus the leak-audit controls: method, kind, metrics."
+    metrics = [m for m in ('roc_auc', 'macro_f1', 'f1', 'accuracy', 'mse', 'pearson') if m in runs]
+    g = runs.groupby('method', sort=False)[metrics]
+    t = g.mean().join(g.std().add_suffix('_sd')).reset_index()
+    t.insert(1, 'kind', 'method')
+    ctl = audit_controls(audit)
+    if kind == 'regression' and 'mse_mean' in runs:
+        ctl.append(dict(method='training mean', kind='control', mse=runs['mse_mean'].mean()))
+    return pd.concat([t, pd.DataFrame(ctl)], ignore_index=True) if ctl else t
+
+def node_evaluation(task:str, # task name
+                    protocol:dict, # split, graph, filters, ...
+                    table:pd.DataFrame, # `cv_table` (method and control rows)
+                    n:dict, # sizes: train=, test=, genes=
+                    audit:dict|None=None, # `task_leak_audit`
+                    seed:int|None=None, # run seed
+                   ) -> dict:
+    "`genenet.evaluate.evaluation` of a node task: margins on the metrics the controls have, the full table kept."
+    shared = [c for c in table.columns if c not in ('method', 'kind') and not c.endswith('_sd')
+              and table.loc[table.kind == 'control', c].notna().any()]
+    keep = ['method', 'kind'] + [c for c in table.columns if c in shared or c[:-3] in shared]
+    ev = geval.evaluation(task, dict(negatives=None, split=None, np_ratio=None) | protocol, table[keep], n,
+                          leak_audit=audit, seed=seed)
+    ev['table'] = [{k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v))}
+                   for r in table.to_dict('records')]
+    return ev
+
+# %% ../nbs/40_genen.ipynb #0f7168fe
+def fdr_bh(p, # p-values
+          ) -> np.ndarray:
+    "Benjamini–Hochberg adjusted p-values (q-values), same order as `p`."
+    p = np.asarray(p, dtype=float); n = len(p)
+    if n == 0: return p
+    o = np.argsort(p)
+    q = p[o] * n / np.arange(1, n + 1)
+    q = np.minimum.accumulate(q[::-1])[::-1]
+    out = np.empty(n); out[o] = np.minimum(q, 1.0)
+    return out
+
+def go_enrichment(clusters:pd.Series, # gene -> cluster label
+                  annotations:pd.DataFrame|None=None, # DataFrame[gene, go_id]; default: the mirrored GOA annotations
+                  propagate:bool=False, # also count every ancestor (is_a/part_of) of a gene's terms
+                  min_term_genes:int=3, # test terms carried by at least this many background genes
+                  max_term_genes:int|None=500, # ... and at most this many (None: no cap)
+                 ) -> pd.DataFrame:
+    "Hypergeometric over-representation of GO terms in every cluster, with BH FDR over all tests; best first."
+    ann = _goa_pairs() if annotations is None else annotations[['gene', 'go_id']].drop_duplicates()
+    cl = pd.Series(clusters).dropna()
+    ann = ann[ann['gene'].isin(set(cl.index))]
+    if propagate:
+        up = {t: go_ancestors([t]) for t in ann['go_id'].unique()}
+        ann = pd.DataFrame([(g, a) for g, t in zip(ann['gene'], ann['go_id']) for a in up[t]],
+                           columns=['gene', 'go_id']).drop_duplicates()
+    bg = sorted(set(ann['gene']))
+    N = len(bg)
+    if N == 0: raise ValueError('no clustered gene has an annotation')
+    cl = cl[cl.index.isin(bg)]
+    K = ann.groupby('go_id')['gene'].nunique()
+    K = K[(K >= min_term_genes) & ((K <= max_term_genes) if max_term_genes else True)]
+    ann = ann[ann['go_id'].isin(K.index)].assign(cluster=lambda d: d['gene'].map(cl))
+    rows = []
+    for c, n in cl.value_counts().items():
+        k = ann[ann['cluster'] == c].groupby('go_id')['gene'].nunique()
+        for t, kk in k.items():
+            rows.append((c, t, int(kk), int(n), int(K[t]), N))
+    res = pd.DataFrame(rows, columns=['cluster', 'go_id', 'k', 'n', 'K', 'N'])
+    if res.empty: return res.assign(fold=[], p=[], fdr=[], name=[])
+    res['fold'] = (res['k'] / res['n']) / (res['K'] / res['N'])
+    res['p'] = stats.hypergeom.sf(res['k'] - 1, res['N'], res['K'], res['n'])
+    res['fdr'] = fdr_bh(res['p'].values)
+    res['name'] = go_names(res['go_id']).values
+    return res.sort_values(['p', 'cluster']).reset_index(drop=True)
+
+def cluster_genes(Z:np.ndarray, # [n, d] embeddings
+                  genes:Sequence[str], # row names
+                  k:int=6, # clusters
+                  seed:int=0, # k-means seed
+                 ) -> pd.Series:
+    "k-means cluster of every gene (Series gene -> cluster)."
+    return pd.Series(KMeans(k, n_init=10, random_state=seed).fit_predict(np.asarray(Z)), index=list(genes), name='cluster')

@@ -4,8 +4,9 @@
 
 # %% ../nbs/01b_genes.ipynb #2857a3cc
 from __future__ import annotations
-import re, math, functools, warnings
+import re, csv, gzip, math, functools, warnings
 from collections import defaultdict
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -15,8 +16,12 @@ from .core import cache_dir, DiskCache
 from . import data as gdata
 
 # %% auto #0
-__all__ = ['GENE_TEXT_SOURCES', 'SymbolNormaliser', 'default_normaliser', 'normalise_symbols', 'offline_summary',
-           'mygene_summaries', 'gene_summaries', 'go_text_for_terms', 'balanced_pairs', 'split_pairs']
+__all__ = ['GENE_TEXT_SOURCES', 'NEGATIVE_SAMPLING', 'COLD_START', 'SymbolNormaliser', 'default_normaliser', 'normalise_symbols',
+           'offline_summary', 'mygene_summaries', 'gene_summaries', 'go_text_for_terms', 'balanced_pairs',
+           'split_pairs', 'cold_start_class', 'cold_start_split', 'load_pairs']
+
+# %% ../nbs/01b_genes.ipynb #a1c0de02
+from .data import MISSING_SYMBOLS, is_missing_symbol  # defined in the data layer, which also reads gene columns
 
 # %% ../nbs/01b_genes.ipynb #eedf7bea
 class SymbolNormaliser:
@@ -31,12 +36,12 @@ class SymbolNormaliser:
             for a in aliases: al[a.upper()].add(s)
         self._alias = {a: sorted(v) for a, v in al.items() if a not in self._official}
 
-    def resolve(self, symbol, # a gene symbol (any case); None/NaN count as unknown
+    def resolve(self, symbol, # a gene symbol (any case); missing values (`is_missing_symbol`) resolve to None
                 species:str='human', # 'human' or 'mouse' (upper-cased, then resolved as human)
                ) -> tuple[str|None, str, list]:
-        "(official symbol or None, status in 'symbol'|'case'|'alias'|'ambiguous'|'unknown', candidate symbols)."
+        "(official symbol or None, status in 'symbol'|'case'|'alias'|'ambiguous'|'unknown'|'missing', candidate symbols)."
         if species not in ('human', 'mouse'): raise ValueError(f"species must be 'human' or 'mouse', got {species!r}")
-        if symbol is None or (isinstance(symbol, float) and math.isnan(symbol)): return None, 'unknown', []
+        if is_missing_symbol(symbol): return None, 'missing', []
         s = str(symbol).strip()
         u = s.upper()
         if u in self._official:
@@ -47,12 +52,16 @@ class SymbolNormaliser:
         if len(cands) > 1: return None, 'ambiguous', cands
         return None, 'unknown', []
 
-    def report(self, symbols:Iterable, species:str='human') -> pd.DataFrame:
+    def report(self, symbols:Iterable, # gene symbols
+               species:str='human', # 'human' or 'mouse'
+              ) -> pd.DataFrame:
         "One row per input: input, symbol (None if unresolved), status, candidates."
         rows = [(x, *self.resolve(x, species)) for x in symbols]
         return pd.DataFrame(rows, columns=['input', 'symbol', 'status', 'candidates'])
 
-    def __call__(self, symbols, species='human', errors='warn'): return normalise_symbols(symbols, species, errors, normaliser=self)
+    def __call__(self, symbols, species='human', errors='warn'):
+        "`normalise_symbols` with this normaliser."
+        return normalise_symbols(symbols, species, errors, normaliser=self)
     def __repr__(self): return f'SymbolNormaliser({len(self.symbols)} symbols, {len(self._alias)} unambiguous/ambiguous aliases)'
 
 @functools.lru_cache(maxsize=1)
@@ -62,23 +71,25 @@ def default_normaliser() -> SymbolNormaliser:
 
 def normalise_symbols(symbols:Iterable, # gene symbols (a str is treated as one symbol)
                       species:str='human', # 'human' or 'mouse'
-                      errors:str='warn', # 'warn': None + warning; 'raise': KeyError; 'keep': keep the input string (still reported)
+                      errors:str='warn', # 'warn': None + warning; 'raise': KeyError; 'keep': keep the input string (still reported; missing values stay None)
                       normaliser:SymbolNormaliser|None=None, # default: `default_normaliser()`
                      ) -> tuple[list, list]:
     "Official human symbols for `symbols` (same length and order) and the list of inputs that could not be resolved."
     if errors not in ('warn', 'raise', 'keep'): raise ValueError(f"errors must be 'warn', 'raise' or 'keep', got {errors!r}")
     if isinstance(symbols, str): symbols = [symbols]
     norm = normaliser or default_normaliser()
-    out, unknown, ambiguous = [], [], {}
+    out, unknown, ambiguous, n_missing = [], [], {}, 0
     for x in symbols:
         sym, status, cands = norm.resolve(x, species)
         if sym is None:
             unknown.append(x)
             if status == 'ambiguous': ambiguous[x] = cands
-            out.append(x if errors == 'keep' else None)
+            n_missing += status == 'missing'
+            out.append(x if errors == 'keep' and status != 'missing' else None)
         else: out.append(sym)
     if unknown:
         msg = (f'{len(unknown)} of {len(out)} symbols not resolved: {unknown[:10]}{" ..." if len(unknown) > 10 else ""}'
+               + (f'; {n_missing} missing values (NaN, "NA", "", ...)' if n_missing else '')
                + (f'; ambiguous aliases: {dict(list(ambiguous.items())[:5])}' if ambiguous else ''))
         if errors == 'raise': raise KeyError(msg)
         warnings.warn(msg + ('' if errors == 'warn' else ' (kept as given)'), stacklevel=2)
@@ -124,23 +135,25 @@ def offline_summary(symbol:str, # official symbol (any case)
     txt = f'{symbol}: {desc}.' if desc else f'{symbol}.'
     return txt + (f' GO: {"; ".join(names)}.' if names else '')
 
+_UNSET = object()
+
 def mygene_summaries(symbols:Sequence[str], # symbols to look up
                      client=None, # object with `.querymany(...)` (default `mygene.MyGeneInfo()`); tests inject a fake
                      batch_size:int=1000, # symbols per request
                      cache:DiskCache|None=None, # default DiskCache(cache_dir('mygene'))
-                     species:str='human',
+                     species:str='human', # species asked of MyGene
                     ) -> dict:
     "symbol -> MyGene.info summary (None when MyGene has none); answers cached on disk, only uncached symbols are queried."
     cache = cache if cache is not None else DiskCache(cache_dir('mygene'))
     key = lambda s: cache.key('mygene', 'summary', species, s)
     out, todo = {}, []
     for s in dict.fromkeys(symbols):
-        k = key(s)
-        if k in cache: out[s] = cache.get(k)
-        else: todo.append(s)
+        v = cache.get(key(s), _UNSET)  # a corrupt entry reads as unset (with a warning) and is asked again
+        if v is _UNSET or not (v is None or isinstance(v, str)): todo.append(s)
+        else: out[s] = v
     if todo:
         if client is None:
-            import mygene
+            import mygene  # imported on first use: it pulls in an async HTTP stack about as heavy as pandas
             client = mygene.MyGeneInfo()
         for i in range(0, len(todo), batch_size):
             batch = todo[i:i+batch_size]
@@ -220,6 +233,15 @@ def _pairs_frame(x, name='pairs') -> pd.DataFrame:
         return x
     return pd.DataFrame(list(x), columns=['gene_a', 'gene_b'])
 
+def _gene_list(genes, name:str) -> list:
+    "De-duplicated list of genes; one string or missing values are errors."
+    if isinstance(genes, (str, bytes)):
+        raise TypeError(f'{name} must be a list of gene symbols, not one string ({genes[:40]!r}); wrap it in a list')
+    genes = list(dict.fromkeys(genes))
+    bad = [g for g in genes if is_missing_symbol(g)]
+    if bad: raise ValueError(f'{name} contains {len(bad)} missing values ({bad[:3]}); drop them first')
+    return genes
+
 def _codes(a, b, index:dict, n:int, directed:bool) -> np.ndarray:
     "Integer code of each pair whose genes are both in `index` (others dropped); undirected pairs use (min, max)."
     ia = np.array([index.get(g, -1) for g in a], dtype=np.int64); ib = np.array([index.get(g, -1) for g in b], dtype=np.int64)
@@ -228,58 +250,153 @@ def _codes(a, b, index:dict, n:int, directed:bool) -> np.ndarray:
     if not directed: ia, ib = np.minimum(ia, ib), np.maximum(ia, ib)
     return ia*n + ib
 
+def _check_positives(pos:pd.DataFrame):
+    miss = pos.gene_a.map(is_missing_symbol) | pos.gene_b.map(is_missing_symbol)
+    if miss.any(): raise ValueError(f'positives: {int(miss.sum())} rows have a missing gene (NaN, "NA", "", ...), e.g. row {miss.idxmax()}; drop them first')
+    self_ = (pos.gene_a == pos.gene_b).to_numpy()
+    if self_.any(): raise ValueError(f'positives: {int(self_.sum())} self-pairs (gene_a == gene_b), e.g. {pos.gene_a[self_].iloc[0]!r}; '
+                                     'a gene paired with itself cannot be a positive here: drop them first')
+
+def _uniform(rng, A:np.ndarray, B:np.ndarray, n:int, n_neg:int, forbid:np.ndarray, directed:bool, total_hint:int) -> np.ndarray:
+    "`n_neg` distinct pair codes a*n+b, a from A, b from B, a != b, not in `forbid`, uniform over those pairs."
+    restricted = len(A) < n or len(B) < n
+    inA, inB = np.zeros(n, bool), np.zeros(n, bool); inA[A] = True; inB[B] = True
+    if n_neg and total_hint <= 50_000_000 and (n_neg > total_hint/2 or restricted and len(A)*len(B) <= 2_000_000):
+        i, j = np.repeat(A, len(B)), np.tile(B, len(A))
+        ok = i != j; i, j = i[ok], j[ok]
+        if not directed: i, j = np.minimum(i, j), np.maximum(i, j)
+        allc = np.unique(i.astype(np.int64)*n + j)
+        allc = allc[~np.isin(allc, forbid)]
+        if n_neg > len(allc): return allc  # the caller reports the shortfall
+        return rng.choice(allc, size=n_neg, replace=False)
+    chosen, stale = np.empty(0, dtype=np.int64), 0
+    while len(chosen) < n_neg and stale < 50:
+        m = max(64, int(1.3*(n_neg - len(chosen))) + 16)
+        i, j = A[rng.integers(0, len(A), m)], B[rng.integers(0, len(B), m)]
+        ok = i != j
+        if not directed and restricted:  # a pair reachable both ways (a in B and b in A) is kept half the time: uniform
+            ok &= ~(inA[j] & inB[i]) | (rng.random(m) < 0.5)
+        i, j = i[ok], j[ok]
+        if not directed: i, j = np.minimum(i, j), np.maximum(i, j)
+        c = i*n + j
+        c = c[~np.isin(c, forbid) & ~np.isin(c, chosen)]
+        _, first = np.unique(c, return_index=True)
+        stale = stale + 1 if len(first) == 0 else 0
+        chosen = np.concatenate([chosen, c[np.sort(first)]])
+    return chosen[:n_neg]
+
+def _degree_matched(rng, sa:np.ndarray, sb:np.ndarray, n:int, n_neg:int, forbid:np.ndarray, directed:bool) -> np.ndarray:
+    "Endpoint shuffle: pair up the positives' endpoint stubs at random (then repair by swaps), so each gene keeps its positive degree."
+    bad = set(forbid.tolist())
+    code = (lambda i, j: i*n + j) if directed else (lambda i, j: min(i, j)*n + max(i, j))
+    chosen, order = set(), []
+    def ok(i, j): return i != j and code(i, j) not in bad and code(i, j) not in chosen
+    def pairing(a, b):
+        "Shuffle the stubs, keep valid new pairs, return the stubs of the rejected ones."
+        if not directed:
+            s = np.concatenate([a, b]); s = s[rng.permutation(len(s))]; h = len(s)//2; a, b = s[:h], s[h:2*h]
+        else: a, b = a[rng.permutation(len(a))], b[rng.permutation(len(b))]
+        la, lb = [], []
+        for i, j in zip(a.tolist(), b.tolist()):
+            if len(order) < n_neg and ok(i, j): chosen.add(code(i, j)); order.append((i, j))
+            else: la.append(i); lb.append(j)
+        return np.array(la, dtype=np.int64), np.array(lb, dtype=np.int64)
+    left_a, left_b = pairing(sa, sb)
+    for _ in range(5):  # re-pair the leftovers among themselves a few times
+        if len(order) >= n_neg or len(left_a) == 0: break
+        left_a, left_b = pairing(left_a, left_b)
+    for h, k in zip(left_a.tolist(), left_b.tolist()):  # double-edge swaps: (h, k) + (x, y) -> (h, y) + (x, k)
+        if len(order) >= n_neg or not order: break
+        for t in rng.integers(0, len(order), 100).tolist():
+            x, y = order[t]
+            for (p1, p2) in ([((h, y), (x, k))] if directed else [((h, y), (x, k)), ((h, x), (k, y))]):
+                chosen.discard(code(x, y))
+                if ok(*p1) and code(*p1) != code(*p2) and ok(*p2):
+                    chosen.update((code(*p1), code(*p2))); order[t] = p1; order.append(p2); break
+                chosen.add(code(x, y))
+            else: continue
+            break
+    for _ in range(20):  # fractional ratios or stubs that could not be placed: top up from a fresh shuffle
+        if len(order) >= n_neg: break
+        pairing(sa, sb)
+    return np.array([code(i, j) for i, j in order[:n_neg]], dtype=np.int64)
+
+NEGATIVE_SAMPLING = ('uniform', 'degree_matched', 'role_matched')
+
 def balanced_pairs(positives:pd.DataFrame, # columns gene_a, gene_b (extra columns are kept for positives)
-                   genes:Sequence[str], # the gene universe negatives are drawn from
-                   ratio:float=1, # negatives per positive
+                   genes:Sequence[str], # the gene universe negatives are drawn from (a list, not one string)
+                   ratio:float=1, # negatives per positive (> 0)
                    exclude=None, # pairs never used as negatives (DataFrame[gene_a, gene_b] or iterable of pairs)
                    directed:bool=False, # treat (a, b) and (b, a) as different pairs
-                   seed:int=0,
+                   seed:int=0, # seed of the sampler (same seed, same pairs)
+                   negatives:str='uniform', # 'uniform', 'degree_matched' or 'role_matched' (see `NEGATIVE_SAMPLING`)
+                   sources:Sequence[str]|None=None, # restrict the negatives' gene_a to these genes (e.g. TFs)
+                   targets:Sequence[str]|None=None, # restrict the negatives' gene_b to these genes
                   ) -> pd.DataFrame:
-    "Positives (label 1) plus `ratio`x as many negatives (label 0) drawn uniformly among non-edges; shuffled, seeded."
+    "Positives (label 1) plus `ratio`x as many negatives (label 0) sampled among non-edges as `negatives` says; shuffled, seeded."
+    if negatives not in NEGATIVE_SAMPLING: raise ValueError(f'negatives must be one of {NEGATIVE_SAMPLING}, got {negatives!r}')
+    try: r = float(ratio)
+    except (TypeError, ValueError): raise TypeError(f'ratio must be a number, got {ratio!r}') from None
+    if not (r > 0 and math.isfinite(r)): raise ValueError(f'ratio must be a finite number > 0 (negatives per positive), got {ratio!r}')
     pos = _pairs_frame(positives, 'positives').copy()
+    _check_positives(pos)
+    genes = _gene_list(genes, 'genes')
     key = (lambda a, b: (a, b)) if directed else (lambda a, b: (a, b) if a <= b else (b, a))
     k = [key(a, b) for a, b in zip(pos.gene_a, pos.gene_b)]
     pos = pos.loc[~pd.Series(k, index=pos.index).duplicated().to_numpy()].reset_index(drop=True)
-    genes = list(dict.fromkeys(genes)); n = len(genes)
+    n = len(genes)
     index = {g: i for i, g in enumerate(genes)}
-    n_neg = int(round(ratio*len(pos)))
+    n_neg = int(round(r*len(pos)))
     ex = _pairs_frame(exclude, 'exclude')
     forbid = np.unique(np.concatenate([_codes(pos.gene_a, pos.gene_b, index, n, directed), _codes(ex.gene_a, ex.gene_b, index, n, directed)]))
     forbid = forbid[(forbid // n) != (forbid % n)]  # self-pairs are never eligible anyway
-    total = n*(n-1) if directed else n*(n-1)//2
-    avail = total - len(forbid)
-    if n_neg > avail:
-        raise ValueError(f'not enough non-edges: {n_neg} negatives requested (ratio={ratio} x {len(pos)} positives) but only '
-                         f'{avail} eligible pairs among {n} genes ({total} pairs, {len(forbid)} positive/excluded)')
+    def _subset(names, what):
+        if names is None: return np.arange(n, dtype=np.int64)
+        names = _gene_list(names, what)
+        return np.array(sorted({index[g] for g in names if g in index}), dtype=np.int64)
+    A, B = _subset(sources, 'sources'), _subset(targets, 'targets')
+    if negatives == 'role_matched':  # gene_a from the positives' gene_a, gene_b from their gene_b
+        A = np.intersect1d(A, [index[g] for g in pos.gene_a if g in index])
+        B = np.intersect1d(B, [index[g] for g in pos.gene_b if g in index])
     rng = np.random.default_rng(seed)
-    if n_neg and (n_neg > avail/2) and total <= 50_000_000:
-        i, j = np.triu_indices(n, 1) if not directed else np.nonzero(~np.eye(n, dtype=bool))
-        allc = i.astype(np.int64)*n + j
-        allc = allc[~np.isin(allc, forbid)]
-        neg = rng.choice(allc, size=n_neg, replace=False)
+    if negatives == 'degree_matched':
+        ia = np.array([index.get(g, -1) for g in pos.gene_a]); ib = np.array([index.get(g, -1) for g in pos.gene_b])
+        okA, okB = np.isin(ia, A), np.isin(ib, B)
+        sa, sb = (ia[okA], ib[okB]) if directed else (ia[(ia >= 0) & okA], ib[(ib >= 0) & okB])
+        if not directed and (sources is not None or targets is not None):
+            raise ValueError("negatives='degree_matched' with sources/targets needs directed=True")
+        reps = int(math.ceil(r))
+        neg = _degree_matched(rng, np.tile(sa, reps), np.tile(sb, reps), n, n_neg, forbid, directed)
+        if len(neg) < n_neg:
+            raise ValueError(f'could draw only {len(neg)} of {n_neg} degree-matched negatives (ratio={ratio} x {len(pos)} positives): '
+                             "the positives' endpoints cannot be re-paired into enough new non-edges; lower ratio or use negatives='uniform'")
     else:
-        chosen = np.empty(0, dtype=np.int64)
-        while len(chosen) < n_neg:
-            m = max(64, int(1.3*(n_neg - len(chosen))) + 16)
-            i, j = rng.integers(0, n, m), rng.integers(0, n, m)
-            ok = i != j; i, j = i[ok], j[ok]
-            if not directed: i, j = np.minimum(i, j), np.maximum(i, j)
-            c = i*n + j
-            c = c[~np.isin(c, forbid) & ~np.isin(c, chosen)]
-            _, first = np.unique(c, return_index=True)
-            chosen = np.concatenate([chosen, c[np.sort(first)]])
-        neg = chosen[:n_neg]
+        restricted = len(A) < n or len(B) < n
+        total = n*(n-1) if directed else n*(n-1)//2
+        if not restricted and n_neg > total - len(forbid):
+            raise ValueError(f'not enough non-edges: {n_neg} negatives requested (ratio={ratio} x {len(pos)} positives) but only '
+                             f'{total - len(forbid)} eligible pairs among {n} genes ({total} pairs, {len(forbid)} positive/excluded)')
+        if restricted:
+            nab = len(np.intersect1d(A, B))
+            total = len(A)*len(B) - nab if directed else len(A)*len(B) - nab*(nab+1)//2
+        neg = _uniform(rng, A, B, n, n_neg, forbid, directed, total)
+        if len(neg) < n_neg:
+            where = f'{len(A)} sources x {len(B)} targets' if restricted else f'{n} genes'
+            raise ValueError(f'not enough non-edges: {n_neg} negatives requested (ratio={ratio} x {len(pos)} positives) but only '
+                             f'{len(neg)} eligible pairs among {where} ({total} pairs before removing positives/excluded)')
     g = np.asarray(genes, dtype=object)
     negdf = pd.DataFrame({'gene_a': g[neg // n], 'gene_b': g[neg % n], 'label': 0})
     pos['label'] = 1
     out = pd.concat([pos, negdf], ignore_index=True)
-    return out.iloc[rng.permutation(len(out))].reset_index(drop=True)
+    out = out.iloc[rng.permutation(len(out))].reset_index(drop=True)
+    out.attrs['negatives'] = negatives
+    return out
 
 # %% ../nbs/01b_genes.ipynb #ce22b07e
 def split_pairs(pairs:pd.DataFrame, # columns gene_a, gene_b (+ label, ...)
                 fractions:Sequence[float]=(0.64, 0.16, 0.2), # train, valid, test
                 by:str='pair', # 'pair' or 'gene' (test genes unseen in training)
-                seed:int=0,
+                seed:int=0, # seed of the shuffle
                 directed:bool=False, # by='pair': keep (a, b) and (b, a) apart
                 stratify:bool=True, # by='pair': cut each label separately (when a `label` column exists)
                ) -> dict:
@@ -316,4 +433,159 @@ def split_pairs(pairs:pd.DataFrame, # columns gene_a, gene_b (+ label, ...)
     out = {nm: pairs[part == nm].reset_index(drop=True) for nm in names}
     if by == 'gene':
         for nm, r in zip(names, range(3)): out[nm].attrs['genes'] = [g for g, x in role.items() if x == r]
+    return out
+
+# %% ../nbs/01b_genes.ipynb #c3c0de02
+def _positives(train:pd.DataFrame) -> pd.DataFrame:
+    "The training positives: rows with label 1 when there is a `label` column, else every row."
+    return train[train['label'] == 1] if 'label' in train else train
+
+def cold_start_class(train:pd.DataFrame, # training pairs (gene_a, gene_b[, label]); only the positives count as "seen"
+                     test:pd.DataFrame, # pairs to classify
+                     directed:bool=False, # True: gene_a must be seen as a training gene_a, gene_b as a gene_b
+                    ) -> np.ndarray:
+    "Park & Marcotte's class of each test pair: 'C1' both genes seen among the training positives, 'C2' one, 'C3' neither."
+    tr, te = _positives(_pairs_frame(train, 'train')), _pairs_frame(test, 'test')
+    if directed: seen_a, seen_b = set(tr.gene_a), set(tr.gene_b)
+    else: seen_a = seen_b = set(tr.gene_a) | set(tr.gene_b)
+    n_seen = te.gene_a.isin(seen_a).to_numpy().astype(int) + te.gene_b.isin(seen_b).to_numpy().astype(int)
+    return np.array(['C3', 'C2', 'C1'], dtype=object)[n_seen]
+
+COLD_START = ('C1', 'C2', 'C3')
+
+def cold_start_split(pairs:pd.DataFrame, # columns gene_a, gene_b (+ label, ...)
+                     mode:str='C3', # class of every valid and test pair: 'C1', 'C2' or 'C3' (see `cold_start_class`)
+                     fractions:Sequence[float]=(0.64, 0.16, 0.2), # wanted train, valid, test fractions of the kept rows
+                     seed:int=0, # seed of the gene / pair shuffle
+                     directed:bool=False, # passed to `cold_start_class`
+                    ) -> dict:
+    "dict(train=, valid=, test=) whose valid and test rows are all of class `mode` with respect to the training positives."
+    if mode not in COLD_START: raise ValueError(f'mode must be one of {COLD_START}, got {mode!r}')
+    f = np.asarray(fractions, dtype=float)
+    if f.shape != (3,) or (f < 0).any() or not np.isclose(f.sum(), 1) or f[0] <= 0:
+        raise ValueError(f'fractions must be 3 non-negative numbers summing to 1 with train > 0, got {fractions}')
+    pairs = _pairs_frame(pairs, 'pairs').reset_index(drop=True)
+    names = ('train', 'valid', 'test')
+    if mode == 'C1':  # a pair split; valid / test rows whose genes are not both seen move to training
+        out = split_pairs(pairs, fractions=fractions, seed=seed, directed=directed)
+        for _ in range(10):
+            moved = 0
+            for nm in ('valid', 'test'):
+                bad = cold_start_class(out['train'], out[nm], directed) != 'C1'
+                if bad.any():
+                    out['train'] = pd.concat([out['train'], out[nm][bad]], ignore_index=True)
+                    out[nm] = out[nm][~bad].reset_index(drop=True); moved += int(bad.sum())
+            if not moved: break
+        dropped = pairs.iloc[:0]
+    else:
+        rng = np.random.default_rng(seed)
+        genes = pd.unique(pd.concat([pairs.gene_a, pairs.gene_b]).astype(str))
+        genes = genes[rng.permutation(len(genes))]
+        if mode == 'C3': g = np.sqrt(f)/np.sqrt(f).sum()  # pairs within each gene group: fractions ~ g**2
+        else: s = 2*f[0]/(2*f[0] + f[1] + f[2]); g = np.array([s, f[1]*s/(2*f[0]), f[2]*s/(2*f[0])])  # s*s : 2sv : 2st
+        cut = np.round(np.cumsum(g)[:2]*len(genes)).astype(int)
+        role = dict(zip(genes, np.searchsorted(cut, np.arange(len(genes)), side='right')))
+        ra, rb = pairs.gene_a.astype(str).map(role).to_numpy(), pairs.gene_b.astype(str).map(role).to_numpy()
+        lo, hi = np.minimum(ra, rb), np.maximum(ra, rb)
+        if mode == 'C3': part = np.where(lo == hi, lo, -1)                   # both genes in the same group
+        else: part = np.where(hi == 0, 0, np.where((lo == 0) & (hi > 0), hi, -1))  # train within group 0; one gene in 0
+        out = {nm: pairs[part == i].reset_index(drop=True) for i, nm in enumerate(names)}
+        dropped = pairs[part < 0]
+    for nm in ('valid', 'test'):  # a gene of group 0 that is in no training positive makes a C2 pair C3: drop such rows
+        cls = cold_start_class(out['train'], out[nm], directed)
+        dropped = pd.concat([dropped, out[nm][cls != mode]])
+        out[nm] = out[nm][cls == mode].reset_index(drop=True)
+    for nm in names: out[nm].attrs.update(cold_start=mode)
+    out['train'].attrs['dropped'] = dropped.reset_index(drop=True)
+    return out
+
+# %% ../nbs/01b_genes.ipynb #d4c0de02
+_PAIR_HEADERS = [('gene_a', 'gene_b'), ('gene1', 'gene2'), ('genea', 'geneb'), ('symbol_a', 'symbol_b'), ('protein1', 'protein2'),
+                 ('source', 'target'), ('tf', 'target'), ('regulator', 'target'), ('kinase', 'substrate'), ('from', 'to'),
+                 ('node1', 'node2'), ('interactor_a', 'interactor_b'), ('entrez_a', 'entrez_b'), ('a', 'b')]
+
+def _sniff_sep(path:Path, first:str) -> str:
+    name = path.name.lower().removesuffix('.gz')
+    if name.endswith(('.tsv', '.tab')): return '\t'
+    if name.endswith('.csv'): return ','
+    return '\t' if '\t' in first else ',' if ',' in first else r'\s+'
+
+@functools.lru_cache(maxsize=1)
+def _entrez_symbols() -> dict:
+    t = gdata.load_ncbi_genes()
+    return dict(zip(t['gene_id'].astype(str), t['symbol']))
+
+def _find_header(cells:list, columns) -> tuple[int, int, bool]:
+    "Positions of the two gene columns and whether the first row is a header."
+    low = [str(c).strip().lower() for c in cells]
+    if columns is not None:
+        if all(isinstance(c, (int, np.integer)) for c in columns): return int(columns[0]), int(columns[1]), False
+        want = [str(c).strip().lower() for c in columns]
+        if not set(want) <= set(low): raise ValueError(f'columns {list(columns)} not in the header {cells}')
+        return low.index(want[0]), low.index(want[1]), True
+    for a, b in _PAIR_HEADERS:
+        if a in low and b in low: return low.index(a), low.index(b), True
+    return 0, 1, False
+
+def load_pairs(path:str|Path, # a TSV/CSV (optionally .gz) of gene pairs, symbols or Entrez ids; trailing columns may vary per row
+               sep:str|None=None, # field separator (default: from the extension, else sniffed from the first line)
+               species:str='human', # 'human' or 'mouse' (see `normalise_symbols`)
+               columns:Sequence|None=None, # the two gene columns: header names or 0-based positions (default: a known header pair, else the first two)
+               label:str|int|None=None, # a label column (header name or position) kept as `label`; default: a header column named 'label'
+              ) -> pd.DataFrame:
+    "Gene pairs as DataFrame[gene_a, gene_b(, label)] in official symbols; `.attrs['dropped']` lists dropped rows with the reason."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f'load_pairs: no file {path}')
+    with (gzip.open(path, 'rt', encoding='utf-8', errors='replace') if path.suffix == '.gz' else
+          open(path, encoding='utf-8', errors='replace')) as fh:
+        lines = [l.rstrip('\r\n') for l in fh if l.strip() and not l.startswith('#')]
+    if not lines: raise ValueError(f'load_pairs: {path} has no rows')
+    sep = sep or _sniff_sep(path, lines[0])
+    split = (lambda l: re.split(sep, l.strip())) if sep == r'\s+' else (lambda l: next(csv.reader([l], delimiter=sep)))
+    rows = [split(l) for l in lines]
+    ia, ib, header = _find_header(rows[0], columns)
+    il = None
+    if label is not None:
+        il = label if isinstance(label, (int, np.integer)) else [str(c).strip().lower() for c in rows[0]].index(str(label).strip().lower())
+    elif header and 'label' in [str(c).strip().lower() for c in rows[0]]: il = [str(c).strip().lower() for c in rows[0]].index('label')
+    body = rows[1:] if header else rows
+    need = max(ia, ib, il if il is not None else 0)
+    raw_a = [r[ia].strip() if len(r) > need else None for r in body]
+    raw_b = [r[ib].strip() if len(r) > need else None for r in body]
+    short = np.array([len(r) <= need for r in body], dtype=bool)
+    ent = _entrez_symbols()
+    def resolve(vals):
+        syms, reason = [], []
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            norm = normalise_symbols([None if v is None or v.isdigit() else v for v in vals], species=species)[0]
+        for v, s in zip(vals, norm):
+            if v is None: syms.append(None); reason.append('too few columns')
+            elif is_missing_symbol(v): syms.append(None); reason.append('missing gene')
+            elif v.isdigit():
+                syms.append(ent.get(v)); reason.append(None if v in ent else 'unknown Entrez id')
+            elif s is None:
+                st = default_normaliser().resolve(v, species)[1]
+                syms.append(None); reason.append('ambiguous alias' if st == 'ambiguous' else 'unknown symbol')
+            else: syms.append(s); reason.append(None)
+        return syms, reason
+    sa, why_a = resolve(raw_a); sb, why_b = resolve(raw_b)
+    df = pd.DataFrame({'gene_a': sa, 'gene_b': sb})
+    if il is not None: df['label'] = pd.to_numeric(pd.Series([r[il] if len(r) > il else None for r in body]), errors='coerce')
+    reason = pd.Series([wa or wb for wa, wb in zip(why_a, why_b)], dtype=object)
+    reason[short] = 'too few columns'
+    if il is not None: reason[reason.isna() & df['label'].isna()] = 'missing label'
+    reason[reason.isna() & (df.gene_a == df.gene_b)] = 'self-pair'
+    dup = df.duplicated() & reason.isna()
+    reason[dup] = 'duplicate'
+    bad = reason.notna().to_numpy()
+    dropped = pd.DataFrame({'gene_a': raw_a, 'gene_b': raw_b, 'reason': reason})[bad].reset_index(drop=True)
+    out = df[~bad].reset_index(drop=True)
+    if il is not None and (out['label'] == out['label'].round()).all(): out['label'] = out['label'].astype(int)
+    out.attrs['dropped'] = dropped
+    out.attrs['source'] = str(path)
+    if len(dropped):
+        counts = dropped['reason'].value_counts()
+        warnings.warn(f'load_pairs({path.name}): dropped {len(dropped)} of {len(body)} rows ('
+                      + ', '.join(f'{n} {r}' for r, n in counts.items()) + "); see .attrs['dropped']", stacklevel=2)
     return out

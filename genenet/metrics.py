@@ -7,14 +7,16 @@ from __future__ import annotations
 import math, warnings
 from typing import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn import metrics as skm
+from sklearn.model_selection import KFold, StratifiedKFold, GroupKFold, StratifiedGroupKFold
 
 # %% auto #0
-__all__ = ['binary_metrics', 'precision_at_k', 'plot_roc_pr', 'multiclass_metrics', 'regression_metrics', 'summarise',
-           'fmt_mean_sd', 'mean_se']
+__all__ = ['HIGHER_IS_BETTER', 'binary_metrics', 'precision_at_k', 'plot_roc_pr', 'multiclass_metrics', 'regression_metrics',
+           'summarise', 'fmt_mean_sd', 'mean_se', 'kfold', 'higher_is_better']
 
 # %% ../nbs/04_metrics.ipynb #87c28fdb
 def _as_1d(x, name:str, dtype=float) -> np.ndarray:
@@ -81,7 +83,6 @@ def plot_roc_pr(y_true, # true labels, 0/1 or bool
                 axes=None, # two matplotlib axes (ROC, PR); default: a new 1x2 figure
                ):
     "ROC and precision-recall curves side by side; returns the two axes."
-    import matplotlib.pyplot as plt
     y = _binary_labels(y_true); s = _as_1d(y_score, 'y_score'); _check_len(y, s, 'y_true', 'y_score')
     if axes is None: _, axes = plt.subplots(1, 2, figsize=(8, 3.6))
     m = binary_metrics(y, s)
@@ -172,3 +173,59 @@ def mean_se(x, # values, e.g. one metric over seeds (no NaN)
     a = _as_1d(x, 'x')
     if len(a) < 2: return float(a[0]), float('nan')
     return float(a.mean()), float(1.96*a.std(ddof=1)/math.sqrt(len(a)))
+
+# %% ../nbs/04_metrics.ipynb #d92aa796
+def _is_classes(y:np.ndarray) -> bool:
+    "Labels that look like classes: non-numeric, bool or integer-valued (floats with a fraction are continuous)."
+    return y.dtype.kind in 'OUSbiu' or bool(np.all(y == np.round(y)))
+
+def kfold(y_or_n, # the number of items, or their labels (classes or continuous values)
+          k:int=5, # number of folds
+          seed:int=0, # shuffling seed
+          stratify:bool=True, # keep the label mix in every fold (ignored when `y_or_n` is a count)
+          groups=None, # optional group of each item; a group never straddles train and test
+         ) -> list[tuple[np.ndarray, np.ndarray]]:
+    "`k` seeded `(train_idx, test_idx)` pairs of sorted index arrays; the test parts partition `range(n)`."
+    if isinstance(y_or_n, (int, np.integer)) and not isinstance(y_or_n, bool):
+        n, y = int(y_or_n), None
+    else:
+        y = np.asarray(y_or_n)
+        if y.ndim != 1: raise ValueError(f'labels must be 1-D, got shape {y.shape}')
+        n = len(y)
+        if y.dtype.kind == 'f' and np.isnan(y).any():
+            raise ValueError(f'labels have {int(np.isnan(y).sum())} NaN value(s) (first at position {int(np.flatnonzero(np.isnan(y))[0])}); '
+                             'drop those items before making folds')
+    k = int(k)
+    if k < 2: raise ValueError(f'k must be at least 2, got {k}')
+    if n < k: raise ValueError(f'cannot make {k} folds of {n} items')
+    X = np.zeros(n)
+    strat = None
+    if y is not None and stratify:
+        if _is_classes(y):
+            cls, cnt = np.unique(y, return_counts=True)
+            small = {c: int(m) for c, m in zip(cls.tolist(), cnt.tolist()) if m < k}
+            if groups is None and small:
+                raise ValueError(f'classes with fewer members than folds ({k}): {small}; use fewer folds or stratify=False')
+            strat = y
+        else:  # continuous: stratify by quantile bins of the rank
+            strat = pd.qcut(pd.Series(y).rank(method='first'), q=max(2, min(2*k, n//k)), labels=False).to_numpy()
+    if groups is not None:
+        g = np.asarray(groups)
+        if len(g) != n: raise ValueError(f'groups has {len(g)} entries for {n} items')
+        if len(np.unique(g)) < k: raise ValueError(f'cannot make {k} folds of {len(np.unique(g))} groups')
+        splitter = (StratifiedGroupKFold(k, shuffle=True, random_state=seed) if strat is not None
+                    else GroupKFold(k, shuffle=True, random_state=seed))
+        it = splitter.split(X, strat, g)
+    elif strat is not None: it = StratifiedKFold(k, shuffle=True, random_state=seed).split(X, strat)
+    else: it = KFold(k, shuffle=True, random_state=seed).split(X)
+    return [(np.sort(tr), np.sort(te)) for tr, te in it]
+
+# %% ../nbs/04_metrics.ipynb #b6616d2a
+HIGHER_IS_BETTER = dict(roc_auc=True, auprc=True, f1=True, macro_f1=True, accuracy=True,
+                        mae_top20=False, mse_top20=False, pearson_top20=True, mse=False, mae=False, pearson=True)
+
+def higher_is_better(metric:str, # a shared metric name (a key of `HIGHER_IS_BETTER`)
+                    ) -> bool:
+    "Whether a larger value of `metric` is better (an unknown name is an error listing the known ones)."
+    if metric not in HIGHER_IS_BETTER: raise ValueError(f'unknown metric {metric!r}; known: {", ".join(HIGHER_IS_BETTER)}')
+    return HIGHER_IS_BETTER[metric]

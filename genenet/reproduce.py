@@ -4,29 +4,38 @@
 
 # %% ../nbs/05_reproduce.ipynb #818f7a53
 from __future__ import annotations
-import os, json, time, fnmatch, datetime, traceback, warnings, platform, contextlib
+import os, json, math, shutil, subprocess, time, fnmatch, datetime, traceback, warnings, platform, contextlib, multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
+import papermill as pm
 import yaml
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from tqdm.auto import tqdm
 
+import genenet
 from .core import repo_root, atomic_write_json, atomic_write_text
+from .evaluate import _jsonable
+from .metrics import HIGHER_IS_BETTER
 
 # %% auto #0
-__all__ = ['REQUIRED_KEYS', 'repro_dir', 'list_notebooks', 'select_notebooks', 'load_params', 'declared_parameters',
-           'notebook_params', 'check_results', 'run_one', 'run_notebooks', 'paper_numbers', 'summary_rows',
-           'summary_frame', 'write_summary']
+__all__ = ['SCHEMA', 'repro_dir', 'list_notebooks', 'select_notebooks', 'settings', 'validate_results', 'seed_summary',
+           'write_results', 'load_params', 'declared_parameters', 'notebook_params', 'confined', 'check_results',
+           'default_kernel', 'check_kernel', 'run_one', 'run_notebooks', 'summary_rows', 'summary_frame',
+           'write_summary']
 
 # %% ../nbs/05_reproduce.ipynb #8432a00e
 def repro_dir() -> Path:
-    "The folder of reproduction notebooks, `nbs/repro` in the source checkout."
+    "The folder of reproduction notebooks: `genenet/notebooks/repro` (package data), else `nbs/repro` of the checkout."
+    d = Path(genenet.__file__).parent/'notebooks'/'repro'
+    if d.is_dir(): return d
     root = repo_root()
-    if root is None or not (root/'nbs'/'repro').is_dir():
-        raise FileNotFoundError('nbs/repro not found: `genenet reproduce` runs from a source checkout of genenet '
-                                '(clone the repository and run it inside), or pass nb_dir=')
-    return root/'nbs'/'repro'
+    if root is not None and (root/'nbs'/'repro').is_dir(): return root/'nbs'/'repro'
+    raise FileNotFoundError(f'no reproduction notebooks: neither {d} (installed package data) nor nbs/repro of a '
+                            'source checkout exists; reinstall genenet or pass nb_dir=')
 
 def list_notebooks(nb_dir:str|Path|None=None, # folder to scan (default: `repro_dir()`)
                   ) -> dict[str, Path]:
@@ -49,6 +58,133 @@ def select_notebooks(names:str|list[str]|None=None, # notebook names, globs (`gr
         out.update({k: avail[k] for k in hits})
     return out
 
+# %% ../nbs/05_reproduce.ipynb #339fe712
+def settings(quick:bool, # the notebook's `quick` parameter
+             QUICK:dict, # the offline preset
+             PAPER:dict, # the paper's preset
+             smoke:bool=False, # the notebook's `smoke` parameter: PAPER updated with SMOKE
+             SMOKE:dict|None=None, # tiny replacements for some PAPER values (its keys must be PAPER keys)
+             **overrides, # parameter-cell values; `None` means "use the preset"
+            ) -> dict:
+    "The settings of one run: QUICK, PAPER, or PAPER+SMOKE, then the non-None overrides, plus `mode`, `quick`, `smoke`."
+    if smoke:
+        if not SMOKE: raise ValueError('smoke=True needs SMOKE: the paper settings scaled down (tiny models, few pairs, one step)')
+        extra = sorted(set(SMOKE) - set(PAPER))
+        if extra: raise ValueError(f'SMOKE keys {extra} are not PAPER settings: a smoke run is the paper path, only smaller')
+        S, mode = {**PAPER, **SMOKE}, 'smoke'
+    elif quick: S, mode = dict(QUICK), 'quick'
+    else: S, mode = dict(PAPER), 'paper'
+    S.update({k: v for k, v in overrides.items() if v is not None})
+    return S | dict(mode=mode, quick=mode == 'quick', smoke=mode == 'smoke')
+
+# %% ../nbs/05_reproduce.ipynb #7b4eb67c
+SCHEMA = 'genenet-results/1'
+_PROTOCOL_KEYS = ('negatives', 'split', 'np_ratio')
+
+def _is_num(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+def _paper_problems(paper) -> list[str]:
+    if not isinstance(paper, dict): return ['paper must be {method: {metric: number}}']
+    bad = []
+    for meth, ms in paper.items():
+        if not isinstance(ms, dict): bad.append(f'paper[{meth!r}] must be a {{metric: number}} dict, got {ms!r}'); continue
+        for k, v in ms.items():
+            ok = _is_num(v) or (isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_is_num, v)))
+            if not ok: bad.append(f'paper[{meth!r}][{k!r}] must be a number or [low, high], got {v!r}')
+    return bad
+
+def _metric_cols(row:dict) -> list[str]:
+    return [k for k in row if k not in ('method', 'kind') and not k.endswith(('_lo', '_hi'))]
+
+def _evaluation_problems(e, i:int) -> list[str]:
+    w = f'evaluations[{i}]'
+    if not isinstance(e, dict): return [f'{w} is not an object (use genenet.evaluate.evaluation)']
+    bad = []
+    if not isinstance(e.get('task'), str) or not e.get('task'): bad.append(f'{w}.task must be a non-empty string')
+    pr = e.get('protocol')
+    if not isinstance(pr, dict) or not set(_PROTOCOL_KEYS) <= set(pr): bad.append(f'{w}.protocol must hold {_PROTOCOL_KEYS}')
+    if not isinstance(e.get('n'), dict) or not {'train', 'test'} <= set(e['n']): bad.append(f'{w}.n must hold train and test')
+    tab = e.get('table')
+    if not isinstance(tab, list) or not tab: return bad + [f'{w}.table must be a non-empty list of rows']
+    if not all(isinstance(r, dict) and r.get('kind') in ('method', 'control') and isinstance(r.get('method'), str) for r in tab):
+        bad.append(f"{w}.table rows need a method name and kind 'method' or 'control'")
+    elif not any(r['kind'] == 'method' for r in tab): bad.append(f'{w}.table has no method row')
+    elif not any(_is_num(r[m]) for r in tab for m in _metric_cols(r)): bad.append(f'{w}.table has no finite metric value')
+    return bad
+
+def validate_results(res:dict, # a parsed results.json
+                    ) -> list[str]:
+    "What is wrong with a results object (schema `genenet-results/1`); an empty list when it is valid."
+    if not isinstance(res, dict): return ['results is not a JSON object']
+    bad = [] if res.get('schema') == SCHEMA else [f"schema is {res.get('schema')!r}, expected {SCHEMA!r} (write it with genenet.reproduce.write_results)"]
+    st = res.get('settings')
+    if not isinstance(st, dict) or st.get('mode') not in ('quick', 'paper', 'smoke'):
+        bad.append("settings must come from genenet.reproduce.settings (mode 'quick', 'paper' or 'smoke')")
+    for k in ('models', 'data'):
+        if not isinstance(res.get(k), dict): bad.append(f'{k} must be a {{role: name}} object')
+    if not (res.get('models') or res.get('data')): bad.append('results must say which models and/or data produced them')
+    bad += _paper_problems(res.get('paper'))
+    evs = res.get('evaluations')
+    if not isinstance(evs, list) or not evs: bad.append('evaluations must be a non-empty list')
+    else: bad += [p for i, e in enumerate(evs) for p in _evaluation_problems(e, i)]
+    if not isinstance(res.get('figures', []), list): bad.append('figures must be a list of file names')
+    return bad
+
+# %% ../nbs/05_reproduce.ipynb #5f7f8170
+def _mean_sd(v:list) -> dict:
+    a = np.asarray([x for x in v if _is_num(x)], float)
+    return dict(mean=float(a.mean()) if len(a) else None, sd=float(a.std(ddof=1)) if len(a) > 1 else None, n=int(len(a)))
+
+def seed_summary(evaluations:list[dict], # from `genenet.evaluate.evaluation`, each with its seed
+                ) -> list[dict]:
+    "Mean ± SD over seeds of every metric and margin, per task × protocol evaluated under ≥ 2 seeds."
+    groups = {}
+    for e in evaluations: groups.setdefault((e['task'], json.dumps(e['protocol'], sort_keys=True)), []).append(e)
+    out = []
+    for (task, _), es in groups.items():
+        if len(es) < 2: continue
+        seeds = [e.get('seed') for e in es]
+        if None in seeds or len(set(seeds)) < len(seeds):
+            raise ValueError(f'task {task!r}: {len(es)} evaluations with the same protocol need distinct seed= values '
+                             f'(genenet.evaluate.evaluation(..., seed=s)) to be averaged; got seeds {seeds}')
+        rows = {}
+        for e in es:
+            for r in e['table']:
+                d = rows.setdefault(r['method'], dict(method=r['method'], kind=r['kind'], values={}))
+                for m in _metric_cols(r): d['values'].setdefault(m, []).append(r[m])
+        table = [dict(method=d['method'], kind=d['kind'], **{m: _mean_sd(v) for m, v in d['values'].items()}) for d in rows.values()]
+        metrics = dict.fromkeys(m for e in es for m in (e.get('margin') or {}))
+        margins = {m: _mean_sd([(e.get('margin') or {}).get(m, {}).get('value') for e in es]) for m in metrics}
+        out.append(dict(task=task, protocol=es[0]['protocol'], seeds=seeds, table=table, margin=margins))
+    return out
+
+def write_results(out_dir:str|Path, # folder of this run (the notebook's `out_dir`)
+                  evaluations:list[dict], # from `genenet.evaluate.evaluation`, one per task × protocol × seed
+                  settings:dict, # from `settings`
+                  models:dict, # {role: model name} actually used
+                  data:dict, # {role: dataset name} actually used
+                  paper:dict, # the paper's numbers: {method: {metric: number or [low, high]}}
+                  figures:Sequence=(), # figure files written (paths; stored relative to out_dir)
+                  notebook:str|None=None, # the notebook's name
+                  reference:str|None=None, # the paper, as a citation
+                 ) -> Path:
+    "Validate and atomically write `<out_dir>/results.json` (schema `genenet-results/1`); returns its path."
+    out = Path(out_dir)
+    figs = []
+    for f in figures:
+        fp = Path(f) if Path(f).is_absolute() else out/f
+        if not fp.exists(): raise ValueError(f'figure {f} does not exist: save figures before write_results')
+        try: figs.append(fp.resolve().relative_to(out.resolve()).as_posix())
+        except ValueError: figs.append(str(fp))
+    res = _jsonable(dict(schema=SCHEMA, notebook=notebook, reference=reference,
+                         created=datetime.datetime.now().isoformat(timespec='seconds'), settings=settings, models=models,
+                         data=data, paper=paper, evaluations=list(evaluations), seeds=[], figures=figs))
+    problems = validate_results(res)
+    if problems: raise ValueError('results do not fit the schema: ' + '; '.join(problems))
+    res['seeds'] = _jsonable(seed_summary(res['evaluations']))
+    atomic_write_json(out/'results.json', res)
+    return out/'results.json'
+
 # %% ../nbs/05_reproduce.ipynb #7734765c
 def load_params(params:str|Path|dict|None=None, # None, a dict, or a YAML file path
                ) -> dict:
@@ -64,15 +200,15 @@ def load_params(params:str|Path|dict|None=None, # None, a dict, or a YAML file p
     if not isinstance(g, dict): raise ValueError('the `global` section of params must be a mapping')
     return {**g, **params}
 
-def declared_parameters(path:str|Path) -> dict:
+def declared_parameters(path:str|Path, # a notebook
+                       ) -> dict:
     "Names and defaults (as source text) of the notebook's `parameters` cell (empty if it has none)."
-    import papermill as pm
     return {k: v.get('default') for k, v in pm.inspect_notebook(str(path)).items()}
 
 def notebook_params(name:str, # notebook name
                     params:dict, # overrides from `load_params`
                     declared:dict, # from `declared_parameters`
-                    base:dict, # defaults from the call (quick, out_dir)
+                    base:dict, # defaults from the call (quick, smoke, out_dir)
                    ) -> dict:
     "Parameters for one notebook: `base` < top-level overrides it declares < its own section."
     own = {}
@@ -85,45 +221,81 @@ def notebook_params(name:str, # notebook name
         warnings.warn(f'{name}: parameters {undeclared} are not in its parameters cell (passed anyway)')
     return {**base, **glob_, **own}
 
-# %% ../nbs/05_reproduce.ipynb #503263a5
-REQUIRED_KEYS = ('paper', 'headline', 'settings')
+def confined(path:str|Path, # an `out_dir` value (relative paths are taken inside `out`)
+             out:str|Path, # the run's output folder
+            ) -> Path:
+    "`path` resolved inside `out`; an error when it points outside (symlinks and `..` included)."
+    out = Path(out).resolve()
+    p = Path(str(path)).expanduser()
+    p = (p if p.is_absolute() else out/p).resolve()
+    if p != out and out not in p.parents:
+        raise ValueError(f'out_dir {str(path)!r} is outside the output folder {out}: a run writes only inside --out')
+    return p
 
+# %% ../nbs/05_reproduce.ipynb #503263a5
 def _error_of(exc:BaseException) -> str:
     "One line saying what went wrong (papermill's ename: evalue for a failing cell)."
     ename, evalue = getattr(exc, 'ename', None), getattr(exc, 'evalue', None)
     if ename: return f'{ename}: {evalue}'.strip()
     return f'{type(exc).__name__}: {exc}'.strip()
 
-def check_results(path:str|Path) -> tuple[dict|None, str|None]:
-    "Read `results.json`; return `(results, problem)` with a message when it is missing or lacks required keys."
+def check_results(path:str|Path, # a results.json
+                 ) -> tuple[dict|None, str|None]:
+    "Read `results.json`; return `(results, problem)` with a message when it is missing, unreadable or off-schema."
     path = Path(path)
     if not path.exists(): return None, f'{path.name} not written'
     try: res = json.loads(path.read_text())
     except json.JSONDecodeError as e: return None, f'{path.name} is not valid JSON: {e}'
-    if not isinstance(res, dict): return None, f'{path.name} is not a JSON object'
-    miss = [k for k in REQUIRED_KEYS if k not in res]
-    if miss: return res, f'{path.name} lacks keys {miss}'
-    if not isinstance(res['headline'], dict): return res, f'{path.name}: headline must be a {{metric: value}} object'
-    return res, None
+    problems = validate_results(res)
+    return (res if isinstance(res, dict) else None), ('; '.join(problems) if problems else None)
+
+def default_kernel() -> str:
+    "`genenet` when that Jupyter kernel is installed (`make setup` registers it), else `python3`."
+    return 'genenet' if 'genenet' in KernelSpecManager().find_kernel_specs() else 'python3'
+
+def _this_checkout() -> str:
+    "The folder holding this `genenet` package (the kernel must import it from there)."
+    return str(Path(genenet.__file__).resolve().parent.parent)
 
 @contextlib.contextmanager
 def _kernel_sees_this_genenet():
     "Put the folder holding this `genenet` package first on the kernel's PYTHONPATH (a checkout need not be installed)."
-    src = str(Path(__file__).resolve().parent.parent) if '__file__' in globals() else str(repo_root() or '')
     old = os.environ.get('PYTHONPATH')
-    if src: os.environ['PYTHONPATH'] = os.pathsep.join([src] + ([old] if old else []))
+    os.environ['PYTHONPATH'] = os.pathsep.join([_this_checkout()] + ([old] if old else []))
     try: yield
     finally:
         if old is None: os.environ.pop('PYTHONPATH', None)
         else: os.environ['PYTHONPATH'] = old
 
-def run_one(name:str, path:Path, out:Path, parameters:dict, kernel:str='python3',
-            timeout:float|None=None, progress:bool=False) -> dict:
+def check_kernel(kernel:str, # a Jupyter kernel name
+                ) -> str:
+    "Check that `kernel` exists and imports this `genenet`; return its Python executable (a clear error otherwise)."
+    try: spec = KernelSpecManager().get_kernel_spec(kernel)
+    except NoSuchKernel: raise ValueError(f'Jupyter kernel {kernel!r} not found (installed: '
+                                          f'{", ".join(KernelSpecManager().find_kernel_specs())})') from None
+    exe = spec.argv[0]
+    exe = exe if os.path.isabs(exe) else (shutil.which(exe) or exe)
+    with _kernel_sees_this_genenet():
+        r = subprocess.run([exe, '-c', 'import genenet, os; print(os.path.dirname(os.path.dirname(os.path.realpath(genenet.__file__))))'],
+                           capture_output=True, text=True, timeout=120)
+    seen = r.stdout.strip()
+    if r.returncode or seen != _this_checkout():
+        raise RuntimeError(f'kernel {kernel!r} ({exe}) does not import this genenet ({_this_checkout()}): '
+                           f'{(r.stderr.strip().splitlines() or ["it sees " + seen])[-1]}')
+    return exe
+
+def run_one(name:str, # notebook name (its folder under `out`)
+            path:Path, # the notebook to execute
+            out:Path, # the run's output folder; results must land inside it
+            parameters:dict, # papermill parameters (from `notebook_params`)
+            kernel:str='python3', # Jupyter kernel
+            timeout:float|None=None, # per-cell timeout in seconds
+            progress:bool=False, # papermill's per-cell progress bar
+           ) -> dict:
     "Execute one notebook with papermill; return its record (never raises for a failing notebook)."
-    import papermill as pm
     nb_out = out/name; nb_out.mkdir(parents=True, exist_ok=True)
     executed = nb_out/f'{name}.ipynb'
-    res_dir = Path(parameters.get('out_dir', nb_out))
+    res_dir = confined(parameters.get('out_dir', nb_out), out)
     stale = res_dir/'results.json'
     if stale.exists(): stale.unlink()  # never report numbers from an earlier run
     rec = dict(name=name, paper=name.split('_')[0], status='ok', seconds=None, error=None,
@@ -139,101 +311,184 @@ def run_one(name:str, path:Path, out:Path, parameters:dict, kernel:str='python3'
     rec['seconds'] = round(time.perf_counter() - t0, 1)
     res, problem = check_results(stale)
     if res is not None: rec['results'] = res
+    want = 'smoke' if parameters.get('smoke') else 'quick' if parameters.get('quick') else 'paper'
+    if problem is None and res['settings']['mode'] != want:
+        problem = f"asked for mode {want!r} but the notebook ran {res['settings']['mode']!r} (it must pass quick/smoke to settings())"
     if rec['status'] == 'ok' and problem:
         rec.update(status='no_results' if res is None else 'invalid_results', error=problem)
     return rec
 
 # %% ../nbs/05_reproduce.ipynb #2d0e375e
 def run_notebooks(names:str|list[str]|None=None, # notebook names / globs / paper prefixes; None = every notebook
-                  quick:bool=True, # offline defaults (small models, CPU, < 90 s each) vs the paper settings
+                  quick:bool=True, # offline defaults (small models, CPU) vs the paper settings
                   params:str|Path|dict|None=None, # overrides: dict or YAML file (top-level keys + per-notebook sections)
                   out:str|Path='runs', # output folder: <out>/<name>/ per notebook, plus summary.md / summary.json
-                  nb_dir:str|Path|None=None, # folder of notebooks (default `nbs/repro`)
-                  kernel:str='python3', # Jupyter kernel
+                  nb_dir:str|Path|None=None, # folder of notebooks (default `repro_dir()`)
+                  kernel:str|None=None, # Jupyter kernel (default: `default_kernel()`)
                   timeout:float|None=None, # per-cell timeout in seconds (None = no limit)
                   progress:bool=True, # a progress bar over notebooks
                   cell_progress:bool=False, # also papermill's per-cell bar
+                  smoke:bool=False, # the paper code path on tiny models (overrides `quick`)
+                  jobs:int=1, # notebooks run at once, each in its own process (2 on a 2-core machine)
                  ) -> pd.DataFrame:
     "Run the reproduction notebooks with papermill, continuing past failures; write and return the summary."
     nbs = select_notebooks(names, nb_dir)
     if not nbs: raise ValueError(f'no reproduction notebooks found in {nb_dir or repro_dir()}')
     out = Path(out).absolute(); out.mkdir(parents=True, exist_ok=True)
     overrides = load_params(params)
+    kernel = kernel or default_kernel()
+    check_kernel(kernel)
+    quick = bool(quick) and not smoke
+    plan = {}
+    for name, path in nbs.items():  # every notebook's parameters first: a bad out_dir stops the run before it starts
+        try: declared = declared_parameters(path)
+        except Exception as e: plan[name] = f'could not read parameters: {_error_of(e)}'; continue
+        base = dict(quick=quick, out_dir=str(out/name)) | (dict(smoke=True) if smoke else dict(smoke=False) if 'smoke' in declared else {})
+        pars = notebook_params(name, overrides, declared, base)
+        pars['out_dir'] = str(confined(pars['out_dir'], out))
+        plan[name] = (f'{name} does not declare `smoke` in its parameters cell, so it cannot run the paper path in smoke mode'
+                      if smoke and 'smoke' not in declared else pars)
     started = datetime.datetime.now().isoformat(timespec='seconds')
+    mode = 'smoke' if smoke else 'quick' if quick else 'paper'
+    if not isinstance(jobs, int) or jobs < 1: raise ValueError(f'jobs must be a positive integer, got {jobs!r}')
     records = []
-    bar = tqdm(nbs.items(), total=len(nbs), desc='reproduce', unit='nb', disable=not progress)
-    for i, (name, path) in enumerate(bar, 1):
-        bar.set_postfix_str(name)
-        base = dict(quick=quick, out_dir=str(out/name))
-        try: pars = notebook_params(name, overrides, declared_parameters(path), base)
-        except Exception as e:
-            records.append(dict(name=name, paper=name.split('_')[0], status='failed', seconds=0.0,
-                                error=f'could not read parameters: {_error_of(e)}', executed=None, out_dir=str(out/name)))
-        else:
-            records.append(run_one(name, path, out, pars, kernel=kernel, timeout=timeout, progress=cell_progress))
-        r = records[-1]
-        (tqdm.write if progress else print)(f"[{i}/{len(nbs)}] {name}: {r['status']} ({r['seconds']} s)" + (f"  {r['error']}" if r['error'] else ''))
-        write_summary(records, out, meta=dict(started=started, quick=quick, params=overrides, n_selected=len(nbs)))
+    def _done(r):
+        records.append(r)
+        (tqdm.write if progress else print)(f"[{len(records)}/{len(nbs)}] {r['name']}: {r['status']} ({r['seconds']} s)" + (f"  {r['error']}" if r['error'] else ''))
+        write_summary(records, out, meta=dict(started=started, mode=mode, kernel=kernel, params=overrides, n_selected=len(nbs)))
+    bar = tqdm(total=len(nbs), desc='reproduce', unit='nb', disable=not progress)
+    todo = []
+    for name, path in nbs.items():
+        if isinstance(plan[name], str):
+            _done(dict(name=name, paper=name.split('_')[0], status='failed', seconds=0.0, error=plan[name],
+                       executed=None, out_dir=str(out/name))); bar.update()
+        else: todo.append((name, path))
+    if jobs == 1:
+        for name, path in todo:
+            bar.set_postfix_str(name)
+            _done(run_one(name, path, out, plan[name], kernel=kernel, timeout=timeout, progress=cell_progress)); bar.update()
+    else:  # separate processes (spawned, not forked: the parent may hold torch threads), results in finishing order
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context('spawn')) as ex:
+            futs = {ex.submit(run_one, name, path, out, plan[name], kernel=kernel, timeout=timeout, progress=False): name
+                    for name, path in todo}
+            for f in as_completed(futs):
+                _done(f.result()); bar.update()
+    bar.close()
+    order = list(nbs)
+    records.sort(key=lambda r: order.index(r['name']))
+    write_summary(records, out, meta=dict(started=started, mode=mode, kernel=kernel, params=overrides, n_selected=len(nbs)))
     return summary_frame(records)
 
 # %% ../nbs/05_reproduce.ipynb #3763a9b7
-def paper_numbers(paper:Any) -> tuple[dict, str|None]:
-    "`({metric: paper value}, paper title)` from a results' `paper` entry (see above)."
-    if isinstance(paper, str): return {}, paper
-    if not isinstance(paper, dict): return {}, None
-    title = next((paper[k] for k in ('title', 'name', 'ref', 'citation', 'reference') if isinstance(paper.get(k), str)), None)
-    nums = next((paper[k] for k in ('headline', 'values', 'metrics', 'numbers') if isinstance(paper.get(k), dict)), None)
-    if nums is None: nums = {k: v for k, v in paper.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return dict(nums), title
-
-def _fmt(v) -> str:
-    if v is None: return '–'
-    if isinstance(v, float): return f'{v:.4g}'
-    if isinstance(v, dict) and {'mean', 'sd'} <= set(v): return f"{v['mean']:.4g} ± {v['sd']:.2g}"
+def _fmt(v, digits:int=3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)): return '–'
+    if isinstance(v, bool): return str(v)
+    if isinstance(v, (int, float)): return f'{v:.{digits}f}' if isinstance(v, float) else str(v)
+    if isinstance(v, (list, tuple)) and len(v) == 2: return f'{_fmt(v[0], digits)}–{_fmt(v[1], digits)}'
+    if isinstance(v, dict) and 'mean' in v:
+        return _fmt(v['mean'], digits) + (f" ± {_fmt(v['sd'], digits)} (n={v.get('n')})" if v.get('sd') is not None else '')
     return str(v)
 
-def summary_rows(records:list[dict]) -> list[dict]:
-    "One row per (notebook, headline metric): ours beside the paper's (a failed notebook gets one row)."
+def _protocol_text(p:dict) -> str:
+    s = ' / '.join(str(p[k]) for k in ('negatives', 'split') if p.get(k) is not None)
+    return s + (f" N:P {p['np_ratio']}" if p.get('np_ratio') is not None else '') or '–'
+
+def _diff(a, b, metric) -> float|None:
+    if not (_is_num(a) and _is_num(b)): return None
+    return (a - b) if HIGHER_IS_BETTER.get(metric, True) else (b - a)
+
+def summary_rows(records:list[dict], # run records (from `run_one`, or summary.json's `notebooks`)
+                ) -> list[dict]:
+    "One row per (notebook, evaluation, method): ours ± CI, the paper's number, the best control and the margin."
     rows = []
     for r in records:
         res = r.get('results') or {}
-        head = res.get('headline') if isinstance(res.get('headline'), dict) else {}
-        pnums, title = paper_numbers(res.get('paper'))
-        st = res.get('settings') if isinstance(res.get('settings'), dict) else {}
-        used = ', '.join(f'{k}={_fmt(st[k])}' for k in ('model', 'data') if k in st)
-        base = dict(paper=r['paper'], notebook=r['name'], status=r['status'], seconds=r['seconds'], used=used, title=title)
-        if not head: rows.append(base | dict(metric=None, ours=None, paper_value=None)); continue
-        for k, v in head.items(): rows.append(base | dict(metric=k, ours=v, paper_value=pnums.get(k)))
+        base = dict(paper=r['paper'], notebook=r['name'], status=r['status'], seconds=r['seconds'])
+        if r['status'] != 'ok' or not res.get('evaluations'):
+            rows.append(base | dict(task=None, protocol=None, metric=None, method=None, ours=None, paper_value=None,
+                                    control=None, control_value=None, margin=None, beats=None, leak=None)); continue
+        paper = res.get('paper') or {}
+        agg = {(s['task'], json.dumps(s['protocol'], sort_keys=True)): s for s in res.get('seeds') or []}
+        done = set()
+        for e in res['evaluations']:
+            key = (e['task'], json.dumps(e['protocol'], sort_keys=True))
+            if key in done: continue
+            leak = (e.get('leak_audit') or {}).get('best')
+            leak_txt = (f"{leak['kind']} {leak['name']!r}: {_fmt(leak['score'])}" + (' ⚠' if e['leak_audit'].get('warning') else '')) if leak else None
+            metric = _metric_cols(e['table'][0])[0]
+            if key in agg:  # mean ± SD over seeds
+                done.add(key); s = agg[key]
+                ctl = [t for t in s['table'] if t['kind'] == 'control']
+                best_c = max(ctl, key=lambda t: (t[metric]['mean'] if HIGHER_IS_BETTER.get(metric, True) else -t[metric]['mean']) if _is_num(t[metric]['mean']) else -np.inf) if ctl else None
+                m_all = s['margin'].get(metric)
+                for t in (t for t in s['table'] if t['kind'] == 'method'):
+                    rows.append(base | dict(task=e['task'], protocol=_protocol_text(e['protocol']), metric=metric, method=t['method'],
+                                            ours=t[metric], paper_value=paper.get(t['method'], {}).get(metric),
+                                            control=best_c['method'] if best_c else None, control_value=best_c[metric] if best_c else None,
+                                            margin=dict(mean=_diff(t[metric]['mean'], best_c[metric]['mean'], metric), sd=m_all['sd'] if m_all else None, n=len(s['seeds'])) if best_c else None,
+                                            beats=None, leak=leak_txt))
+                continue
+            mg = (e.get('margin') or {}).get(metric)
+            ctl = {t['method']: t for t in e['table'] if t['kind'] == 'control'}
+            for t in (t for t in e['table'] if t['kind'] == 'method'):
+                c = ctl.get(mg['best_control']) if mg else None
+                ours = t[metric] if t.get(f'{metric}_lo') is None else dict(value=t[metric], lo=t[f'{metric}_lo'], hi=t[f'{metric}_hi'])
+                rows.append(base | dict(task=e['task'] + (f" (seed {e['seed']})" if e.get('seed') is not None else ''),
+                                        protocol=_protocol_text(e['protocol']), metric=metric, method=t['method'], ours=ours,
+                                        paper_value=paper.get(t['method'], {}).get(metric),
+                                        control=c['method'] if c else None, control_value=c[metric] if c else None,
+                                        margin=_diff(t[metric], c[metric], metric) if c else None,
+                                        beats=mg['beats_controls'] if (mg and t['method'] == mg['best_method']) else None, leak=leak_txt))
     return rows
 
-def summary_frame(records:list[dict]) -> pd.DataFrame:
-    "Per-notebook records as a DataFrame (name, paper, status, seconds, error, headline, paper's numbers, paths)."
+def _ours(v) -> str:
+    if isinstance(v, dict) and 'lo' in v: return f"{_fmt(v['value'])} [{_fmt(v['lo'])}, {_fmt(v['hi'])}]"
+    return _fmt(v)
+
+def _margin_cell(r:dict) -> str:
+    if r['margin'] is None: return 'no controls' if r['method'] else '–'
+    m = r['margin']['mean'] if isinstance(r['margin'], dict) else r['margin']
+    return ('+' if _is_num(m) and m > 0 else '') + _fmt(r['margin']) + (' ✓' if r['beats'] else '')
+
+def summary_frame(records:list[dict], # run records
+                 ) -> pd.DataFrame:
+    "Per-notebook records as a DataFrame (name, paper, status, seconds, error, evaluations, margins, paths)."
     rows = []
     for r in records:
         res = r.get('results') or {}
+        evs = res.get('evaluations') or []
         rows.append(dict(name=r['name'], paper=r['paper'], status=r['status'], seconds=r['seconds'], error=r['error'],
-                         headline=res.get('headline'), paper_numbers=paper_numbers(res.get('paper'))[0] or None,
-                         settings=res.get('settings'), executed=r.get('executed'), out_dir=r.get('out_dir')))
+                         n_evaluations=len(evs),
+                         margins=[dict(task=e['task'], protocol=e['protocol'], seed=e.get('seed'), **m)
+                                  for e in evs for m in (e.get('margin') or {}).values()] or None,
+                         paper_numbers=res.get('paper') or None, settings=res.get('settings'),
+                         executed=r.get('executed'), out_dir=r.get('out_dir')))
     return pd.DataFrame(rows)
 
-def write_summary(records:list[dict], out:str|Path, meta:dict|None=None) -> tuple[Path, Path]:
+def write_summary(records:list[dict], # run records
+                  out:str|Path, # the run's output folder
+                  meta:dict|None=None, # run-level facts (mode, kernel, started, params, n_selected)
+                 ) -> tuple[Path, Path]:
     "Write `summary.json` (every record) and `summary.md` (tables per paper) into `out`, atomically."
     out = Path(out); meta = dict(meta or {})
     n_ok = sum(r['status'] == 'ok' for r in records)
     meta.update(finished=datetime.datetime.now().isoformat(timespec='seconds'), n_run=len(records), n_ok=n_ok,
                 n_failed=len(records) - n_ok, python=platform.python_version())
-    atomic_write_json(out/'summary.json', dict(meta=meta, notebooks=records))
+    atomic_write_json(out/'summary.json', _jsonable(dict(meta=meta, notebooks=records)))
     lines = ['# Reproduction summary', '',
              f"{n_ok} of {len(records)} notebooks ok"
              + (f" ({meta['n_selected'] - len(records)} still to run)" if meta.get('n_selected', len(records)) > len(records) else '')
-             + f"; quick={meta.get('quick')}; started {meta.get('started', '?')}, updated {meta['finished']}.", '']
+             + f"; mode {meta.get('mode', '?')}; started {meta.get('started', '?')}, updated {meta['finished']}.", '',
+             'margin = method minus the best control on the same test set (positive: the method beats every control; '
+             '✓: the bootstrap 95% interval of the difference excludes 0).', '']
     rows = summary_rows(records)
     for paper in dict.fromkeys(r['paper'] for r in rows):
-        lines += [f'## {paper}', '', '| notebook | status | time (s) | metric | ours | paper | model / data |',
-                  '|---|---|---:|---|---:|---:|---|']
+        lines += [f'## {paper}', '', '| notebook | status | time (s) | task | protocol | metric | method | ours [95% CI] | paper | best control | margin | leak audit |',
+                  '|---|---|---:|---|---|---|---|---:|---:|---|---:|---|']
         for r in (r for r in rows if r['paper'] == paper):
-            lines.append(f"| {r['notebook']} | {r['status']} | {_fmt(r['seconds'])} | {r['metric'] or '–'} | "
-                         f"{_fmt(r['ours'])} | {_fmt(r['paper_value'])} | {r['used'] or '–'} |")
+            lines.append(f"| {r['notebook']} | {r['status']} | {_fmt(r['seconds'], 1)} | {r['task'] or '–'} | {r['protocol'] or '–'} | "
+                         f"{r['metric'] or '–'} | {r['method'] or '–'} | {_ours(r['ours'])} | {_fmt(r['paper_value'])} | "
+                         f"{(r['control'] + ' ' + _fmt(r['control_value'])) if r['control'] else '–'} | {_margin_cell(r)} | {r['leak'] or '–'} |")
         lines.append('')
     bad = [r for r in records if r['status'] != 'ok']
     if bad:

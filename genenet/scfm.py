@@ -12,12 +12,19 @@ from typing import Sequence
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 
+from tqdm.auto import tqdm
+
 from .core import cache_dir, stable_hash, set_seed, atomic_write_json
+from .data import beeline_datasets, load_beeline, load_norman
+from .genes import normalise_symbols
+from .train import fit
 
 # %% auto #0
 __all__ = ['SPECIAL_TOKENS', 'SCFM_PRESETS', 'scgpt_vocab', 'GeneEncoder', 'ContinuousValueEncoder', 'SelfAttention',
-           'EncoderLayer', 'TransformerEncoder', 'ExprDecoder', 'ScGPT', 'load_scgpt', 'save_scgpt', 'check_log_values',
-           'pretraining_corpus', 'MaskedCells', 'MaskedValueLoss', 'pretrain_scfm', 'pretrained_scfm', 'loss_curve']
+           'EncoderLayer', 'TransformerEncoder', 'ExprDecoder', 'ScGPT', 'load_scgpt', 'save_scgpt',
+           'random_scgpt_checkpoint', 'check_log_values', 'bin_values', 'to_human_symbols', 'pretraining_corpus',
+           'benchmark_genes', 'extend_vocab', 'MaskedCells', 'MaskedValueLoss', 'split_cells', 'masked_value_error',
+           'pretrain_scfm', 'scfm_folder', 'pretrained_scfm', 'loss_curve', 'pretraining_report']
 
 # %% ../nbs/30_scfm.ipynb #53de803e
 SPECIAL_TOKENS = ('<pad>', '<cls>', '<eoc>')
@@ -36,20 +43,28 @@ def scgpt_vocab(path:str|Path|None=None, # a vocab.json; default: the bundled co
 # %% ../nbs/30_scfm.ipynb #d43b5742
 class GeneEncoder(nn.Module):
     "Gene token embedding + LayerNorm. `ids[B,G]` → `[B,G,d]`."
-    def __init__(self, ntoken:int, d:int, padding_idx:int|None=None):
+    def __init__(self, ntoken:int, # vocabulary size
+                 d:int, # embedding size
+                 padding_idx:int|None=None, # the `<pad>` id (its row gets no gradient)
+                ):
         super().__init__()
         self.embedding = nn.Embedding(ntoken, d, padding_idx=padding_idx)
         self.enc_norm = nn.LayerNorm(d)
-    def forward(self, ids): return self.enc_norm(self.embedding(ids))
+    def forward(self, ids:torch.Tensor, # token ids `[B,G]`
+               ): return self.enc_norm(self.embedding(ids))
 
 class ContinuousValueEncoder(nn.Module):
     "Continuous value → vector: Linear(1,d) → ReLU → Linear(d,d) → LayerNorm. `values[B,G]` → `[B,G,d]`."
-    def __init__(self, d:int, dropout:float=0.0, max_value:float=512):
+    def __init__(self, d:int, # output size
+                 dropout:float=0.0, # dropout after the LayerNorm
+                 max_value:float=512, # inputs are clamped to this (scGPT's default)
+                ):
         super().__init__()
         self.linear1, self.activation = nn.Linear(1, d), nn.ReLU()
         self.linear2, self.norm, self.dropout = nn.Linear(d, d), nn.LayerNorm(d), nn.Dropout(dropout)
         self.max_value = max_value
-    def forward(self, x):
+    def forward(self, x:torch.Tensor, # values `[B,G]`
+               ):
         x = torch.clamp(x.unsqueeze(-1), max=self.max_value)
         return self.dropout(self.norm(self.linear2(self.activation(self.linear1(x)))))
 
@@ -59,7 +74,9 @@ def _functorch_wrapped(x) -> bool:
 
 class SelfAttention(nn.Module):
     "Multi-head self-attention with `nn.MultiheadAttention`'s parameter names. `x[B,G,d]` → (`[B,G,d]`, `[B,H,G,G]`|None)."
-    def __init__(self, d:int, nhead:int):
+    def __init__(self, d:int, # model size
+                 nhead:int, # attention heads (d must divide by it)
+                ):
         super().__init__()
         assert d % nhead == 0, 'd_model must be divisible by nhead'
         self.nhead = nhead
@@ -67,7 +84,10 @@ class SelfAttention(nn.Module):
         self.in_proj_bias = nn.Parameter(torch.zeros(3*d))
         self.out_proj = nn.Linear(d, d)
         nn.init.xavier_uniform_(self.in_proj_weight)
-    def forward(self, x, key_padding_mask=None, need_weights:bool=False):
+    def forward(self, x:torch.Tensor, # `[B,G,d]`
+                key_padding_mask:torch.Tensor|None=None, # `[B,G]`, True = padding
+                need_weights:bool=False, # return the attention maps (explicit softmax path)
+               ):
         B, G, d = x.shape
         q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).view(B, G, 3, self.nhead, d//self.nhead).permute(2, 0, 3, 1, 4)
         mask = None if key_padding_mask is None else (~key_padding_mask)[:, None, None, :]  # True = attend
@@ -81,13 +101,19 @@ class SelfAttention(nn.Module):
 
 class EncoderLayer(nn.Module):
     "Post-norm transformer encoder layer (as `nn.TransformerEncoderLayer`, ReLU). `x[B,G,d]` → (`[B,G,d]`, attn)."
-    def __init__(self, d:int, nhead:int, d_hid:int, dropout:float=0.0):
+    def __init__(self, d:int, # model size
+                 nhead:int, # attention heads
+                 d_hid:int, # feed-forward hidden size
+                 dropout:float=0.0):
         super().__init__()
         self.self_attn = SelfAttention(d, nhead)
         self.linear1, self.linear2 = nn.Linear(d, d_hid), nn.Linear(d_hid, d)
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.dropout = nn.Dropout(dropout)
-    def forward(self, x, key_padding_mask=None, need_weights=False):
+    def forward(self, x:torch.Tensor, # `[B,G,d]`
+                key_padding_mask:torch.Tensor|None=None, # `[B,G]`, True = padding
+                need_weights:bool=False, # also return the attention maps
+               ):
         a, attn = self.self_attn(x, key_padding_mask, need_weights)
         x = self.norm1(x + self.dropout(a))
         x = self.norm2(x + self.dropout(self.linear2(self.dropout(F.relu(self.linear1(x))))))
@@ -95,10 +121,17 @@ class EncoderLayer(nn.Module):
 
 class TransformerEncoder(nn.Module):
     "A stack of `EncoderLayer`s (parameter names `layers.{l}.*`)."
-    def __init__(self, d, nhead, d_hid, nlayers, dropout=0.0):
+    def __init__(self, d:int, # model size
+                 nhead:int, # attention heads
+                 d_hid:int, # feed-forward hidden size
+                 nlayers:int, # layers
+                 dropout:float=0.0):
         super().__init__()
         self.layers = nn.ModuleList([EncoderLayer(d, nhead, d_hid, dropout) for _ in range(nlayers)])
-    def forward(self, x, key_padding_mask=None, need_weights=False):
+    def forward(self, x:torch.Tensor, # `[B,G,d]`
+                key_padding_mask:torch.Tensor|None=None, # `[B,G]`, True = padding
+                need_weights:bool=False, # also return every layer's attention maps
+               ):
         attns = []
         for l in self.layers:
             x, a = l(x, key_padding_mask, need_weights); attns.append(a)
@@ -106,10 +139,12 @@ class TransformerEncoder(nn.Module):
 
 class ExprDecoder(nn.Module):
     "scGPT's expression decoder: Linear → LeakyReLU → Linear → LeakyReLU → Linear(·,1). `[B,G,d]` → `[B,G]`."
-    def __init__(self, d:int):
+    def __init__(self, d:int, # model size
+                ):
         super().__init__()
         self.fc = nn.Sequential(nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, 1))
-    def forward(self, x): return self.fc(x).squeeze(-1)
+    def forward(self, x:torch.Tensor, # `[B,G,d]`
+               ): return self.fc(x).squeeze(-1)
 
 # %% ../nbs/30_scfm.ipynb #e0957603
 def _canon(g:str) -> str: return str(g).strip().upper()
@@ -117,19 +152,32 @@ def _canon(g:str) -> str: return str(g).strip().upper()
 class ScGPT(nn.Module):
     "scGPT-architecture scFM: gene embedding + continuous value encoder + transformer encoder + expression decoder."
     def __init__(self, vocab:dict[str,int], # gene symbol -> token id (must hold `pad_token` and `<cls>`)
-                 embsize:int=64, nheads:int=4, d_hid:int=128, nlayers:int=2, dropout:float=0.0,
-                 pad_token:str='<pad>', pad_value:float=-2, mask_value:float=-1, n_bins:int|None=None,
+                 embsize:int=64, # model size d
+                 nheads:int=4, # attention heads
+                 d_hid:int=128, # feed-forward hidden size
+                 nlayers:int=2, # transformer layers
+                 dropout:float=0.0, # dropout (0 for a frozen model)
+                 pad_token:str='<pad>', # the padding token
+                 pad_value:float=-2, # the input value of `<cls>`/padding (scGPT's)
+                 mask_value:float=-1, # the input value of a masked position (pretraining)
+                 n_bins:int|None=None, # scGPT's value bins (None: continuous values)
                  value_range:tuple|None=None, # probe-value range; default (0, n_bins-1) or (0, 10)
                  use_cls:bool=True, # prepend a `<cls>` token with value `pad_value`, as scGPT does
-                 **extra):
+                 input_values:str='continuous', # 'binned': inputs are per-cell bins 0..n_bins-1 (real scGPT); 'continuous': log values
+                 **extra, # further args.json keys, kept in `config`
+                ):
         super().__init__()
         self.vocab = dict(vocab)
         self._upper = {}
         for g, i in self.vocab.items(): self._upper.setdefault(_canon(g), i)
+        if input_values not in ('binned', 'continuous'): raise ValueError(f"input_values must be 'binned' or 'continuous', got {input_values!r}")
+        if input_values == 'binned' and not n_bins: raise ValueError('input_values="binned" needs n_bins')
         if value_range is None: value_range = (0.0, float(n_bins-1)) if n_bins else (0.0, 10.0)
+        self.input_values, self.n_bins = input_values, n_bins
+        self.trained_genes = None  # set of symbols with a trained embedding, when the checkpoint lists them
         self.config = dict(embsize=embsize, nheads=nheads, d_hid=d_hid, nlayers=nlayers, dropout=dropout,
                            pad_token=pad_token, pad_value=pad_value, mask_value=mask_value, n_bins=n_bins,
-                           value_range=[float(v) for v in value_range], use_cls=use_cls, **extra)
+                           value_range=[float(v) for v in value_range], use_cls=use_cls, input_values=input_values, **extra)
         self.value_range = tuple(float(v) for v in value_range)
         self.use_cls, self.pad_value, self.mask_value = use_cls, pad_value, mask_value
         self.encoder = GeneEncoder(max(self.vocab.values())+1, embsize, padding_idx=self.vocab[pad_token])
@@ -161,7 +209,8 @@ class ScGPT(nn.Module):
     def forward(self, ids:torch.Tensor, # token ids `[G]` or `[B,G]`
                 values:torch.Tensor, # continuous input values `[B,G]`
                 key_padding_mask:torch.Tensor|None=None, # `[B,G]`, True = padding
-                need_weights:bool=False):
+                need_weights:bool=False, # also return the attention maps
+               ):
         "Returns `(pred[B,G], attns)`: reconstructed values and per-layer attention `[B,H,G,G]` (or Nones)."
         B, G = values.shape
         dev = self.encoder.embedding.weight.device
@@ -187,19 +236,38 @@ class ScGPT(nn.Module):
         pred = self(self._ids(genes), values[None] if squeeze else values)[0]
         return pred[0] if squeeze else pred
 
-    def gene_embeddings(self, genes) -> torch.Tensor:
+    def prepare_values(self, X, # cells × genes log expression
+                      ) -> np.ndarray:
+        "Expression as this model's inputs: per-cell bins (`bin_values`, scGPT's preprocessing) for a binned model, else `X`."
+        X = check_log_values(X, 'expression')
+        return bin_values(X, self.n_bins) if self.input_values == 'binned' else X
+
+    def embedding_rows(self, genes, # symbols or token ids
+                      ) -> torch.Tensor:
+        "The raw gene-embedding rows `E[genes]` `[G,d]` (no LayerNorm): what Baseline-Emb (Eq. 7) adds."
+        return self.encoder.embedding.weight[self._ids(genes).to(self.encoder.embedding.weight.device)]
+
+    def gene_embeddings(self, genes, # symbols or token ids
+                       ) -> torch.Tensor:
         "Gene-token embeddings `[G,d]` as the encoder sees them (embedding row + LayerNorm)."
         return self.encoder(self._ids(genes).to(self.encoder.embedding.weight.device))
 
-    def attention_maps(self, values:torch.Tensor, genes) -> torch.Tensor:
+    def attention_maps(self, values:torch.Tensor, # `[B,G]` input values
+                       genes, # G symbols or token ids
+                      ) -> torch.Tensor:
         "Attention maps `[L,B,H,G,G]` (query gene × key gene, `<cls>` removed) for input `values[B,G]`."
         return torch.stack(self(self._ids(genes), values, need_weights=True)[1])
 
 # %% ../nbs/30_scfm.ipynb #bab5d505
-_ARG_KEYS = ('embsize', 'nheads', 'd_hid', 'nlayers', 'dropout', 'pad_token', 'pad_value', 'mask_value', 'n_bins', 'value_range', 'use_cls')
+_ARG_KEYS = ('embsize', 'nheads', 'd_hid', 'nlayers', 'dropout', 'pad_token', 'pad_value', 'mask_value', 'n_bins', 'value_range', 'use_cls', 'input_values')
+
+def _rename_keys(sd:dict) -> dict:
+    "Flash-attention checkpoint layouts → `nn.MultiheadAttention` names: `self_attn._impl.*` → `self_attn.*`, `Wqkv.*` → `in_proj_*`."
+    return {k.replace('self_attn._impl.', 'self_attn.').replace('Wqkv.', 'in_proj_'): v for k, v in sd.items()}
 
 def load_scgpt(folder:str|Path, # folder with vocab.json, args.json, best_model.pt
-               device:str|torch.device='cpu', strict_unused:bool=False, # error on unused checkpoint keys
+               device:str|torch.device='cpu', # where the model goes
+               strict_unused:bool=False, # error on unused checkpoint keys
               ) -> ScGPT:
     "Load a scGPT checkpoint folder (real scGPT or `save_scgpt`'s) into a frozen `ScGPT` in eval mode."
     folder = Path(folder)
@@ -208,11 +276,16 @@ def load_scgpt(folder:str|Path, # folder with vocab.json, args.json, best_model.
     args = json.loads((folder/'args.json').read_text())
     vocab = scgpt_vocab(folder/'vocab.json')
     kw = {k: args[k] for k in _ARG_KEYS if k in args and args[k] is not None}
+    if 'input_values' not in args:  # scGPT's own args.json: values were binned per cell into n_bins
+        if not args.get('n_bins'):
+            raise ValueError(f'{folder/"args.json"} has no n_bins: a scGPT checkpoint is trained on per-cell binned values and '
+                             'genenet needs n_bins to bin expression and place probe values; add "n_bins" (scGPT default 51) to args.json')
+        kw['input_values'] = 'binned'
     if args.get('input_emb_style', 'continuous') not in ('continuous',):
         warnings.warn(f"checkpoint trained with input_emb_style={args['input_emb_style']!r}; UGRN feeds continuous values")
     model = ScGPT(vocab, **kw)
     sd = torch.load(folder/'best_model.pt', map_location='cpu', weights_only=True)
-    sd = {k.replace('Wqkv.', 'in_proj_'): v for k, v in sd.items()}
+    sd = _rename_keys(sd)
     own = model.state_dict()
     unused = sorted(k for k in sd if k not in own)
     missing = sorted(k for k in own if k not in sd)
@@ -221,11 +294,13 @@ def load_scgpt(folder:str|Path, # folder with vocab.json, args.json, best_model.
     if bad: raise ValueError(f'shape mismatch for {bad[:5]}: checkpoint {[tuple(sd[k].shape) for k in bad[:5]]}, model {[tuple(own[k].shape) for k in bad[:5]]}')
     if unused and strict_unused: raise KeyError(f'unused checkpoint keys: {unused[:10]}')
     model.load_state_dict({k: sd[k] for k in own})
+    if (folder/'trained_genes.json').exists(): model.trained_genes = set(json.loads((folder/'trained_genes.json').read_text()))
     model.load_report = dict(folder=str(folder), n_loaded=len(own), unused=unused, args=args)
     for p in model.parameters(): p.requires_grad_(False)
     return model.to(device).eval()
 
-def save_scgpt(model:ScGPT, folder:str|Path, # destination folder (replaced atomically)
+def save_scgpt(model:ScGPT, # the model to write
+               folder:str|Path, # destination folder (replaced atomically)
                **extra_args): # more keys for args.json (e.g. training settings)
     "Write `model` as a scGPT checkpoint folder: vocab.json (without special tokens' re-appending), args.json, best_model.pt."
     folder = Path(folder); folder.parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +309,7 @@ def save_scgpt(model:ScGPT, folder:str|Path, # destination folder (replaced atom
         (tmp/'vocab.json').write_text(json.dumps(model.vocab))
         (tmp/'args.json').write_text(json.dumps({**model.config, 'input_emb_style': 'continuous', **extra_args}, indent=1, default=str))
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp/'best_model.pt')
+        if model.trained_genes is not None: (tmp/'trained_genes.json').write_text(json.dumps(sorted(model.trained_genes)))
         old = folder.with_name(folder.name + '.old')
         if folder.exists(): os.replace(folder, old)
         os.replace(tmp, folder)
@@ -242,55 +318,128 @@ def save_scgpt(model:ScGPT, folder:str|Path, # destination folder (replaced atom
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
+def random_scgpt_checkpoint(folder:str|Path, # destination folder
+                            embsize:int=16, # model size
+                            nheads:int=2, # attention heads
+                            d_hid:int=32, # feed-forward size
+                            nlayers:int=1, # layers
+                            n_bins:int=51, # scGPT's binning (its args.json key)
+                            layout:str='flash', # attention keys: 'torch' (in_proj_*), 'flash' (Wqkv), 'flash_impl' (_impl.Wqkv)
+                            seed:int=0, # weights' seed
+                           ) -> Path:
+    "A random-weight checkpoint folder in scGPT's own format (48k-gene vocabulary, binned inputs): the smoke-test stand-in for scGPT."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    m = ScGPT(scgpt_vocab(), embsize=embsize, nheads=nheads, d_hid=d_hid, nlayers=nlayers, n_bins=n_bins, input_values='binned')
+    sd = {}
+    for k, v in m.state_dict().items():
+        if '.self_attn.' in k and layout != 'torch':
+            k = k.replace('in_proj_', 'Wqkv.')
+            if layout == 'flash_impl': k = k.replace('.self_attn.', '.self_attn._impl.')
+        sd[k] = v
+    torch.save(sd, folder/'best_model.pt')
+    (folder/'vocab.json').write_text(json.dumps({g: i for g, i in m.vocab.items() if g not in SPECIAL_TOKENS}))
+    (folder/'args.json').write_text(json.dumps(dict(embsize=embsize, nheads=nheads, d_hid=d_hid, nlayers=nlayers, dropout=0.0,
+        pad_token='<pad>', pad_value=-2, mask_value=-1, n_bins=n_bins, input_emb_style='continuous', fast_transformer=layout != 'torch')))
+    return folder
+
 # %% ../nbs/30_scfm.ipynb #9eb7123b
 def check_log_values(X, # expression matrix (cells × genes), expected log(1+x)-scale values
-                     name:str='expression'):
+                     name:str='expression', # dataset name for the error message
+                    ):
     "Raise a clear `ValueError` when `X` has NaN/inf or negative values (log expression is expected)."
     X = np.asarray(X.toarray() if hasattr(X, 'toarray') else X, dtype=np.float32)
     if not np.isfinite(X).all(): raise ValueError(f'{name}: {int((~np.isfinite(X)).sum())} NaN/inf values; the scFM expects finite log expression')
     if (X < 0).any(): raise ValueError(f'{name}: {int((X < 0).sum())} negative values (min {X.min():.3g}); the scFM expects log(1+x) expression >= 0, not scaled/centred data')
     return X
 
+def bin_values(X, # cells × genes expression (>= 0)
+               n_bins:int, # scGPT's n_bins (51 in its released models)
+              ) -> np.ndarray:
+    "scGPT's per-cell value binning: a cell's non-zero values → their quantile bin 1..n_bins-1 within that cell; zeros stay 0."
+    X = check_log_values(X); out = np.zeros_like(X)
+    for r, row in enumerate(X):
+        nz = row > 0
+        if not nz.any(): continue
+        edges = np.quantile(row[nz], np.linspace(0, 1, n_bins - 1))
+        out[r, nz] = np.digitize(row[nz], edges)  # scGPT breaks ties between equal edges at random; we take the left bin
+    return out.astype(np.float32)
+
 # %% ../nbs/30_scfm.ipynb #271d95c5
-def _to_human(symbols, species):
+def to_human_symbols(symbols:Sequence[str], # gene symbols of `species`
+                     species:str, # "human" (returned as is) or "mouse" (mapped through `genenet.genes.normalise_symbols`)
+                    ) -> list[str]:
+    "Human symbols for `symbols`; mouse symbols without a human match are kept upper-cased (the vocabulary check reports them)."
     if species == 'human': return list(symbols)
-    from genenet.genes import normalise_symbols
-    mapped, _ = normalise_symbols(list(symbols), species=species, errors='keep')  # unresolved: kept (upper-cased), reported
+    with warnings.catch_warnings():  # the unresolved are kept upper-cased; the vocabulary check reports them
+        warnings.simplefilter('ignore')
+        mapped, _ = normalise_symbols(list(symbols), species=species, errors='keep')
     return [m.upper() if m is not None else s.upper() for m, s in zip(mapped, symbols)]
 
-def _beeline_api():
-    "`(beeline_datasets, load_beeline)` from the shared data layer."
-    from genenet.data import beeline_datasets, load_beeline
-    return beeline_datasets, load_beeline
+def _beeline_cell_expression(cell:str) -> tuple[list, np.ndarray]:
+    "One BEELINE cell type's expression over the union of genes of all its mirrored sets (networks × sizes share cells)."
+    ds = beeline_datasets(); ds = ds[(ds.cell == cell) & ds.has_expression]
+    frames = []
+    for r in ds.itertuples():
+        b = load_beeline(cell, r.network, int(r.size))
+        frames.append(pd.DataFrame(check_log_values(b.expression.X, f'BEELINE {cell}'), index=b.expression.obs_names,
+                                   columns=to_human_symbols(b.expression.var_names, b.species)))
+    df = pd.concat(frames, axis=1, join='inner')          # same cells in every set of a cell type
+    df = df.loc[:, ~df.columns.duplicated()]
+    return list(df.columns), df.to_numpy(np.float32)
 
-def pretraining_corpus(include_pbmc:bool=True, # add scanpy's bundled pbmc68k_reduced
-                       max_cells:int|None=None, # cap per dataset (quick mode)
+def pretraining_corpus(include_norman:bool=True, # Norman 2019 / McFaline 2023 Perturb-seq (5,961 cells × 500 HVGs)
+                       include_pbmc:bool=True, # scanpy's bundled pbmc68k_reduced (700 cells × 765 genes, `.raw`)
+                       max_cells:int|None=None, # cap cells per dataset (random, seeded)
+                       seed:int=0, # seed of the cell cap
                       ) -> list[dict]:
-    "The offline single-cell data for pretraining: a list of `dict(name, genes (human symbols), X cells×genes float32)`."
-    beeline_datasets, load_beeline = _beeline_api()
+    "All offline single-cell expression: a list of `dict(name, genes (human symbols), X cells×genes float32 log values)`."
     ds = beeline_datasets()
-    ds = ds[ds.has_expression & (ds.network == 'STRING')].sort_values(['cell', 'size'])
     out = []
-    for cell, grp in ds.groupby('cell'):
-        size = int(grp['size'].max())
-        b = load_beeline(cell, 'STRING', size)
-        a = b.expression
-        X = check_log_values(a.X, f'BEELINE {cell}')
-        out.append(dict(name=f'BEELINE {cell} TFs+{size}', genes=_to_human(a.var_names, b.species), X=X))
+    for cell in sorted(ds[ds.has_expression].cell.unique()):
+        genes, X = _beeline_cell_expression(cell)
+        out.append(dict(name=f'BEELINE {cell}', genes=genes, X=X))
+    if include_norman:
+        a = load_norman()
+        out.append(dict(name='Norman 2019 + McFaline 2023', genes=list(a.var_names), X=check_log_values(a.X, 'Norman')))
     if include_pbmc:
-        import scanpy as sc
+        import scanpy as sc  # third-party and slow to import (~3 s): only when pbmc68k is asked for
         a = sc.datasets.pbmc68k_reduced()
         out.append(dict(name='pbmc68k_reduced', genes=list(a.raw.var_names), X=check_log_values(a.raw.X, 'pbmc68k_reduced')))
     if max_cells:
-        rng = np.random.default_rng(0)
+        rng = np.random.default_rng(seed)
         for d in out:
             if len(d['X']) > max_cells: d['X'] = d['X'][np.sort(rng.choice(len(d['X']), max_cells, replace=False))]
+    return out
+
+def benchmark_genes() -> list[str]:
+    "Every gene (human symbol) of every BEELINE set in the mirror, with or without expression: what the vocabulary must cover."
+    genes = {}
+    for r in beeline_datasets().itertuples():
+        b = load_beeline(r.cell, r.network, int(r.size), expression=False)
+        genes.update(dict.fromkeys(to_human_symbols(b.genes, b.species)))
+    return list(genes)
+
+def extend_vocab(vocab:dict[str,int], # a gene vocabulary (symbol → id)
+                 genes:Sequence[str], # symbols that must have a token
+                ) -> dict[str,int]:
+    "`vocab` plus a new id (appended after the largest) for every gene of `genes` it lacks (case-insensitive)."
+    out = dict(vocab); up = {_canon(g) for g in out}; n = max(out.values()) + 1
+    for g in genes:
+        if _canon(g) not in up: out[_canon(g)] = n; up.add(_canon(g)); n += 1
     return out
 
 # %% ../nbs/30_scfm.ipynb #dc0346d5
 class MaskedCells(torch.utils.data.Dataset):
     "Cells of several datasets as masked-value items: `dict(ids[n_ctx], values[n_ctx], target[n_ctx], mask[n_ctx])`."
-    def __init__(self, corpus:list[dict], vocab:dict, n_ctx:int=256, mask_ratio:float=0.4, mask_value:float=-1, seed:int=0):
+    def __init__(self, corpus:list[dict], # `pretraining_corpus()` items: name, genes, X
+                 vocab:dict, # gene → token id; genes outside it are reported per dataset and left out
+                 n_ctx:int=256, # genes drawn per cell and item
+                 mask_ratio:float=0.4, # fraction of the context whose values are masked
+                 mask_value:float=-1, # the input value that marks a masked position
+                 seed:int=0, # seed of the gene draws and masks
+                 fixed:bool=False, # the same genes and mask for an item on every read (held-out evaluation)
+                ):
         self.sets, self.index, self.report = [], [], {}
         up = {_canon(g): i for g, i in vocab.items() if g not in SPECIAL_TOKENS}
         for k, d in enumerate(corpus):
@@ -299,81 +448,158 @@ class MaskedCells(torch.utils.data.Dataset):
             self.report[d['name']] = dict(genes=len(ids), in_vocab=int(keep.sum()), excluded=int((~keep).sum()), cells=len(d['X']))
             self.sets.append((torch.tensor(ids[keep]), torch.tensor(d['X'][:, keep])))
             self.index += [(k, c) for c in range(len(d['X']))]
-        self.n_ctx, self.mask_ratio, self.mask_value, self.seed, self.calls = n_ctx, mask_ratio, mask_value, seed, 0
+        self.n_ctx, self.mask_ratio, self.mask_value, self.seed, self.fixed, self.calls = n_ctx, mask_ratio, mask_value, seed, fixed, 0
     def __len__(self): return len(self.index)
     def __getitem__(self, i):
         k, c = self.index[i]; ids, X = self.sets[k]
         self.calls += 1
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.calls)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + (i if self.fixed else self.calls + 7_919 * i))
         sel = torch.randperm(len(ids), generator=g)[:self.n_ctx]
         v = X[c, sel]
         mask = torch.rand(len(sel), generator=g) < self.mask_ratio
         return dict(ids=ids[sel], values=torch.where(mask, torch.full_like(v, self.mask_value), v), target=v, mask=mask)
+    def gene_means(self) -> dict[int, float]:
+        "Mean value of every token over all cells here (the per-gene baseline of the masked-value error)."
+        tot = {}
+        for ids, X in self.sets:
+            for i, m in zip(ids.tolist(), X.mean(0).tolist()): tot.setdefault(i, []).append(m)
+        return {i: float(np.mean(v)) for i, v in tot.items()}
 
 class MaskedValueLoss(nn.Module):
     "Wraps a `ScGPT` for pretraining: forward(batch dict) → MSE on the masked positions."
-    def __init__(self, model:ScGPT): super().__init__(); self.model = model
-    def forward(self, batch):
+    def __init__(self, model:ScGPT, # the model being pretrained
+                ): super().__init__(); self.model = model
+    def forward(self, batch:dict, # collated `MaskedCells` items
+               ):
         pred, _ = self.model(batch['ids'], batch['values'])
         m = batch['mask'].to(pred.device)
         return F.mse_loss(pred[m], batch['target'].to(pred.device)[m])
 
+def split_cells(corpus:list[dict], # `pretraining_corpus()` items
+                frac:float=0.05, # held-out fraction of each dataset's cells (at least 10 cells)
+                seed:int=0, # seed of the held-out draw
+               ) -> tuple[list, list]:
+    "(train, held-out) corpora: a random `frac` of every dataset's cells held out."
+    rng = np.random.default_rng(seed); tr, ho = [], []
+    for d in corpus:
+        n = len(d['X']); k = min(max(10, int(round(frac * n))), n // 2)
+        h = np.zeros(n, bool); h[rng.choice(n, k, replace=False)] = True
+        tr.append(dict(d, X=d['X'][~h])); ho.append(dict(d, X=d['X'][h]))
+    return tr, ho
+
+@torch.no_grad()
+def masked_value_error(model:ScGPT, # the scFM (its vocabulary must be the one `ds` was built with)
+                       ds:MaskedCells, # held-out cells, `fixed=True`
+                       gene_means:dict|None=None, # token → training mean; adds the per-gene-mean baseline
+                       batch_size:int=64, # cells per forward
+                      ) -> dict:
+    "Masked-value MSE on `ds`, beside two baselines: each gene's training mean, and the cell's mean unmasked value."
+    model.eval(); dev = next(model.parameters()).device
+    se = base_gene = base_cell = n = 0.0
+    for a in range(0, len(ds), batch_size):
+        b = torch.utils.data.default_collate([ds[i] for i in range(a, min(a + batch_size, len(ds)))])
+        pred = model(b['ids'], b['values'])[0].cpu()
+        m, t = b['mask'], b['target']
+        se += float(((pred - t)[m] ** 2).sum()); n += int(m.sum())
+        cell_mean = (t * ~m).sum(1, keepdim=True) / (~m).sum(1, keepdim=True).clamp(min=1)
+        base_cell += float(((cell_mean.expand_as(t) - t)[m] ** 2).sum())
+        if gene_means is not None:
+            gm = torch.tensor([[gene_means.get(i, 0.0) for i in row] for row in b['ids'].tolist()])
+            base_gene += float(((gm - t)[m] ** 2).sum())
+    out = dict(masked_mse=se / n, cell_mean_mse=base_cell / n, n_masked=int(n), cells=len(ds))
+    if gene_means is not None: out['gene_mean_mse'] = base_gene / n
+    return out
+
 # %% ../nbs/30_scfm.ipynb #0c4aca67
 SCFM_PRESETS = {
-    'small': dict(embsize=64, nheads=4, d_hid=128, nlayers=2, epochs=12, n_ctx=256, batch_size=32, lr=1e-3, max_cells=None),
-    'tiny':  dict(embsize=32, nheads=2, d_hid=64, nlayers=1, epochs=2, n_ctx=128, batch_size=32, lr=2e-3, max_cells=150),
+    # CI, tests and quick notebooks: seconds
+    'tiny':  dict(embsize=32, nheads=2, d_hid=64, nlayers=1, epochs=2, n_ctx=128, batch_size=32, lr=2e-3, max_cells=150, device='cpu'),
+    # a CPU pretrains it in <= 20 min at one thread (about 1,500 steps of 32 cells)
+    'small': dict(embsize=64, nheads=4, d_hid=128, nlayers=2, epochs=8, n_ctx=256, batch_size=32, lr=1e-3, max_cells=1500, device='cpu'),
+    # for a GPU (scGPT-like width; every cell, full context)
+    'base':  dict(embsize=256, nheads=8, d_hid=512, nlayers=4, epochs=30, n_ctx=1024, batch_size=64, lr=5e-4, max_cells=None, device='cuda'),
 }
 
-def _fit(model, ds, epochs, lr, batch_size, seed, ckpt_dir):
-    "Masked-value pretraining through the shared `genenet.train.fit`; returns the loss curve."
-    from genenet.train import fit
-    res = fit(model, ds, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, ckpt_dir=ckpt_dir,
-              optimizer='adamw', warmup=0.05, progress=False, device='cpu')
-    h = res.history
-    return pd.DataFrame({'epoch': h['epoch'].to_numpy(), 'train_loss': h['train_loss'].to_numpy()})
-
-def pretrain_scfm(folder:str|Path, # destination checkpoint folder
-                  preset:str='small', seed:int=0, include_pbmc:bool=True, **overrides) -> ScGPT:
-    "Pretrain a small scGPT-architecture model by masked-value reconstruction on the offline single-cell data."
+def pretrain_scfm(folder:str|Path, # destination checkpoint folder (written atomically)
+                  preset:str='small', # a key of `SCFM_PRESETS`
+                  seed:int=0, # initialisation, cell caps, masks
+                  include_norman:bool=True, include_pbmc:bool=True, # corpus parts (see `pretraining_corpus`)
+                  holdout:float=0.05, # fraction of each dataset's cells held out for the masked-value error
+                  progress:bool=True, # tqdm bars of the training loop
+                  **overrides, # preset keys to change (embsize, epochs, lr, max_cells, device, ...)
+                 ) -> ScGPT:
+    "Pretrain a scGPT-architecture model by masked-value reconstruction on all offline single-cell data; resumable."
+    if preset not in SCFM_PRESETS: raise ValueError(f'preset must be one of {list(SCFM_PRESETS)}, got {preset!r}')
     cfg = {**SCFM_PRESETS[preset], **overrides}
+    device = cfg['device'] if cfg['device'] != 'cuda' or torch.cuda.is_available() else 'cpu'
     set_seed(seed)
-    corpus = pretraining_corpus(include_pbmc, cfg['max_cells'])
-    hi = float(np.quantile(np.concatenate([d['X'][d['X'] > 0] for d in corpus]), 0.99))
-    full = scgpt_vocab()
+    corpus = pretraining_corpus(include_norman, include_pbmc, cfg['max_cells'], seed)
+    train_c, held_c = split_cells(corpus, holdout, seed)
+    hi = float(np.quantile(np.concatenate([d['X'][d['X'] > 0] for d in train_c]), 0.99))
+    full = extend_vocab(scgpt_vocab(), benchmark_genes() + [g for d in corpus for g in d['genes']])
     arch = dict(embsize=cfg['embsize'], nheads=cfg['nheads'], d_hid=cfg['d_hid'], nlayers=cfg['nlayers'], value_range=(0.0, round(hi, 2)))
-    # train with a compact table over the corpus genes (AdamW over all 48k rows would dominate a step), then
-    # place the trained rows at scGPT's ids; genes never seen keep scGPT's uniform(-0.1, 0.1) init
+    # train with a compact table over the corpus genes (AdamW over all 48k rows would dominate a step), then place the
+    # trained rows at the full vocabulary's ids; genes never measured keep scGPT's uniform(-0.1, 0.1) init and are listed
     up = {_canon(g): g for g in full if g not in SPECIAL_TOKENS}
-    seen = sorted({up[_canon(g)] for d in corpus for g in d['genes'] if _canon(g) in up})
+    seen = sorted({up[_canon(g)] for d in corpus for g in d['genes']})
     compact = {g: i for i, g in enumerate(seen + list(SPECIAL_TOKENS))}
     small = ScGPT(compact, **arch)
-    ds = MaskedCells(corpus, small.vocab, n_ctx=cfg['n_ctx'], mask_value=small.mask_value, seed=seed)
+    ds = MaskedCells(train_c, small.vocab, n_ctx=cfg['n_ctx'], mask_value=small.mask_value, seed=seed)
+    ho = MaskedCells(held_c, small.vocab, n_ctx=cfg['n_ctx'], mask_value=small.mask_value, seed=seed + 1, fixed=True)
+    folder = Path(folder); ck = folder.with_name(folder.name + '.ckpt')  # resumable: fit restarts from ck/last.pt
     t0 = time.time()
-    with tempfile.TemporaryDirectory() as ck:
-        curve = _fit(MaskedValueLoss(small), ds, cfg['epochs'], cfg['lr'], cfg['batch_size'], seed, ck)
+    res = fit(MaskedValueLoss(small), ds, ho, epochs=cfg['epochs'], lr=cfg['lr'], batch_size=cfg['batch_size'], seed=seed,
+              ckpt_dir=ck, resume=True, optimizer='adamw', warmup=0.05, schedule='linear', restore_best=False,
+              progress=progress, device=device)
     secs = time.time() - t0
+    small = small.cpu().eval()
+    heldout = masked_value_error(small, ho, ds.gene_means())
     model = ScGPT(full, **arch)
     sd = small.state_dict(); sd['encoder.embedding.weight'] = model.encoder.embedding.weight.detach().clone()
     sd['encoder.embedding.weight'][torch.tensor([full[g] for g in compact])] = small.encoder.embedding.weight.detach()
-    model.load_state_dict(sd)
-    model.eval()
-    folder = save_scgpt(model, folder, pretraining=dict(preset=preset, seed=seed, seconds=round(secs, 1), **cfg,
-                        corpus=ds.report, objective='masked-value MSE', mask_ratio=ds.mask_ratio))
-    curve.to_csv(folder/'loss_curve.csv', index=False)
+    model.load_state_dict(sd); model.eval()
+    model.trained_genes = set(seen)
+    n_par = sum(p.numel() for p in small.parameters() if p is not small.encoder.embedding.weight)
+    folder = save_scgpt(model, folder, pretraining=dict(preset=preset, seed=seed, seconds=round(secs, 1), **{**cfg, 'device': device},
+                        corpus=ds.report, heldout_corpus=ho.report, heldout=heldout, objective='masked-value MSE',
+                        mask_ratio=ds.mask_ratio, trained_genes=len(seen), vocab=len(full), params_without_embedding=n_par,
+                        embedding_rows_trained=len(compact)))
+    h = res.history
+    pd.DataFrame({'epoch': h['epoch'].to_numpy(), 'train_loss': h['train_loss'].to_numpy(),
+                  'heldout_loss': h['valid_loss'].to_numpy()}).to_csv(folder/'loss_curve.csv', index=False)
+    shutil.rmtree(ck, ignore_errors=True)
     for p in model.parameters(): p.requires_grad_(False)
     model.load_report = dict(folder=str(folder), pretrained_now=True, seconds=secs)
     return model
 
-def pretrained_scfm(quick:bool=False, # the 'tiny' preset (seconds) instead of 'small' (minutes)
-                    seed:int=0, rebuild:bool=False, device='cpu', **overrides) -> ScGPT:
-    "The offline scFM: load it from `cache_dir('scfm')`, pretraining it first if absent (or `rebuild`)."
-    preset = 'tiny' if quick else 'small'
-    key = stable_hash('scfm-v2', preset, seed, sorted(overrides.items()))[:10]
-    folder = cache_dir('scfm')/f'genenet-scgpt-{preset}-s{seed}-{key}'
+def scfm_folder(preset:str='small', # a key of `SCFM_PRESETS`
+                seed:int=0, # pretraining seed
+                **overrides, # preset changes (part of the cache key)
+               ) -> Path:
+    "Where `pretrained_scfm` caches a preset (the key holds every setting)."
+    return cache_dir('scfm')/f"genenet-scgpt-{preset}-s{seed}-{stable_hash('scfm-v3', preset, seed, sorted(overrides.items()))[:10]}"
+
+def pretrained_scfm(quick:bool=False, # shorthand for preset='tiny'
+                    seed:int=0, # pretraining seed
+                    rebuild:bool=False, # pretrain again even if cached
+                    device='cpu', # where the loaded model goes
+                    preset:str|None=None, # 'tiny' (seconds), 'small' (CPU, <= 20 min) or 'base' (GPU); default 'small'
+                    progress:bool=True, # tqdm bars while pretraining
+                    **overrides, # preset changes (part of the cache key)
+                   ) -> ScGPT:
+    "The offline scFM: load it from `cache_dir('scfm')`, pretraining it first if absent (or `rebuild`); resumes a killed run."
+    preset = preset or ('tiny' if quick else 'small')
+    folder = scfm_folder(preset, seed, **overrides)
     if rebuild or not (folder/'best_model.pt').exists():
-        pretrain_scfm(folder, preset, seed, **overrides)
+        pretrain_scfm(folder, preset, seed, progress=progress, **overrides)
     return load_scgpt(folder, device=device)
 
-def loss_curve(model:ScGPT) -> pd.DataFrame:
-    "The pretraining loss curve saved beside a `pretrained_scfm` checkpoint."
+def loss_curve(model:ScGPT, # a model from `pretrained_scfm`
+              ) -> pd.DataFrame:
+    "The pretraining loss curve (train and held-out masked-value MSE per epoch) saved beside a `pretrained_scfm` checkpoint."
     return pd.read_csv(Path(model.load_report['folder'])/'loss_curve.csv')
+
+def pretraining_report(model:ScGPT, # a model from `pretrained_scfm`
+                      ) -> dict:
+    "The `pretraining` block of a `pretrained_scfm` checkpoint's args.json (settings, corpus, held-out error, seconds)."
+    return json.loads((Path(model.load_report['folder'])/'args.json').read_text())['pretraining']

@@ -20,7 +20,7 @@ from .core import atomic_path, set_seed
 
 # %% auto #0
 __all__ = ['LOSSES', 'CKPT_KEYS', 'TensorData', 'EpochSampler', 'as_loader', 'split_batch', 'call_model', 'lr_lambda',
-           'save_checkpoint', 'load_checkpoint', 'TrainResult', 'fit', 'predict']
+           'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'TrainResult', 'fit', 'predict']
 
 # %% ../nbs/03_train.ipynb #208542a9
 _TARGET_KEYS = ('labels', 'label', 'y', 'target')
@@ -48,17 +48,20 @@ def _passthrough(batch): return batch
 
 class EpochSampler(Sampler):
     "A random permutation per epoch, seeded by `(seed, epoch)`: the order of epoch *k* is the same whether or not the run was resumed."
-    def __init__(self, n:int, seed:int=0): self.n, self.seed, self.epoch = n, seed, 0
-    def set_epoch(self, epoch:int): self.epoch = epoch
+    def __init__(self, n:int, # rows in the dataset
+                 seed:int=0, # base seed; epoch k uses (seed, k)
+                ): self.n, self.seed, self.epoch = n, seed, 0
+    def set_epoch(self, epoch:int, # the epoch about to start (0-based)
+                 ): self.epoch = epoch
     def __len__(self): return self.n
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed*1_000_003 + self.epoch)
         return iter(torch.randperm(self.n, generator=g).tolist())
 
 def as_loader(data, # DataLoader, Dataset, tuple/list/dict of tensors or arrays, or one tensor/array
-              batch_size:int=128,
+              batch_size:int=128, # rows per batch
               shuffle:bool=False, # reshuffle every epoch (see `EpochSampler`)
-              seed:int=0,
+              seed:int=0, # seeds the per-epoch shuffling
               collate_fn:Callable|None=None, # for a plain `Dataset`
               **kwargs, # passed to `DataLoader`
              ) -> DataLoader:
@@ -97,7 +100,9 @@ def split_batch(batch, # a tuple/list, dict or tensor from a loader
         return batch[:-1], batch[-1]
     return batch, None
 
-def call_model(model, inputs):
+def call_model(model, # the model to call
+               inputs, # a batch's inputs (tuple or dict), from `split_batch`
+              ):
     "Call `model` on a batch's inputs: `model(*inputs)` / `model(**inputs)`, or `model(inputs)` when forward takes one argument."
     n, var_kw, names = _forward_params(model)
     if isinstance(inputs, dict):
@@ -139,12 +144,15 @@ def _activation(a):
     return {'sigmoid': torch.sigmoid, 'softmax': lambda x: torch.softmax(x, -1)}[a]
 
 # %% ../nbs/03_train.ipynb #f4497599
-def lr_lambda(total_steps:int, warmup:float=0.0, schedule:str='constant') -> Callable[[int], float]:
-    "Multiplier of the base learning rate at each optimiser step (for `LambdaLR`)."
+def lr_lambda(total_steps:int, # optimiser steps in the whole run
+              warmup:float=0.0, # warmup steps: a fraction of all steps (<1) or a count
+              schedule:str='linear', # after warmup: 'linear' (HF default), 'cosine' or 'constant'
+             ) -> Callable[[int], float]:
+    "Multiplier of the base learning rate at each optimiser step (for `LambdaLR`), as in HF's schedules."
     w = int(round(warmup*total_steps)) if warmup < 1 else int(warmup)
     if schedule not in ('constant', 'linear', 'cosine'): raise ValueError(f'unknown schedule {schedule!r}')
     def f(step:int) -> float:
-        if step < w: return (step + 1)/(w + 1)
+        if step < w: return step/max(1, w)
         if schedule == 'constant': return 1.0
         prog = min(1.0, (step - w)/max(1, total_steps - w))
         return 1.0 - prog if schedule == 'linear' else 0.5*(1 + math.cos(math.pi*prog))
@@ -153,13 +161,21 @@ def lr_lambda(total_steps:int, warmup:float=0.0, schedule:str='constant') -> Cal
 # %% ../nbs/03_train.ipynb #377fe66d
 CKPT_KEYS = ('format', 'epoch', 'model', 'optimizer', 'scheduler', 'history', 'best', 'stopped', 'rng', 'config')
 
+class CheckpointError(RuntimeError):
+    "A checkpoint file that cannot be read safely (damaged, truncated, or not written by `fit`)."
+
 def _rng_state():
-    s = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    s = dict(python=random.getstate(), numpy=(kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+             torch=torch.get_rng_state())
     if torch.cuda.is_available(): s['cuda'] = torch.cuda.get_rng_state_all()
     return s
 
 def _set_rng_state(s):
-    random.setstate(s['python']); np.random.set_state(s['numpy']); torch.set_rng_state(s['torch'])
+    kind, keys, pos, has_gauss, cached = s['numpy']
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in s['python']))
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(s['torch'])
     if 'cuda' in s and torch.cuda.is_available() and len(s['cuda']) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(s['cuda'])
 
@@ -181,13 +197,21 @@ def _load_state(model, state:dict, source:str=''):
         raise RuntimeError(f'checkpoint {source} does not fit this model (pass resume=False or another ckpt_dir): '
                            f'missing {sorted(bad)[:5]}, unexpected {sorted(unexpected)[:5]}')
 
-def save_checkpoint(path:str|Path, **state):
+def save_checkpoint(path:str|Path, # file to write (replaced atomically)
+                    **state, # tensors and plain Python values only (it is read back with weights_only=True)
+                   ):
     "Write a checkpoint dict to `path` atomically (`torch.save`)."
     with atomic_path(path) as tmp: torch.save(state, tmp)
 
-def load_checkpoint(path:str|Path) -> dict:
-    "Read a checkpoint written by `fit` (on the CPU)."
-    return torch.load(path, map_location='cpu', weights_only=False)
+def load_checkpoint(path:str|Path, # a file written by `save_checkpoint`/`fit`
+                   ) -> dict:
+    "Read a checkpoint written by `fit` onto the CPU, safely (`weights_only=True`: no code runs from the file)."
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError: raise
+    except Exception as e:   # truncated zip, bit rot, pickled objects that are not plain data: all mean "unusable"
+        raise CheckpointError(f'checkpoint {path} is damaged or not a genenet checkpoint ({type(e).__name__}: '
+                              f'{str(e).splitlines()[0] if str(e) else ""}); pass resume=False to start afresh, '
+                              f'or delete {path}') from e
 
 # %% ../nbs/03_train.ipynb #7de6da6b
 @dataclass
@@ -255,13 +279,13 @@ def fit(model:nn.Module, # forward returns predictions (with `loss_fn`) or a los
         valid_data=None, # same forms; enables valid_loss, metrics, monitoring
         *,
         loss_fn:Callable|str|None=None, # loss(pred, target), 'bce', 'ce', 'mse', or None (model returns the loss)
-        epochs:int=10,
-        lr:float=1e-3,
-        weight_decay:float=0.0,
+        epochs:int=10, # passes over train_data
+        lr:float=1e-3, # peak learning rate (after warmup)
+        weight_decay:float=0.0, # AdamW/Adam weight decay
         optimizer:str='adamw', # 'adamw' or 'adam'
         warmup:float=0.0, # warmup steps: a fraction of all steps (<1) or a count
-        schedule:str='constant', # after warmup: 'constant', 'linear' or 'cosine' decay
-        batch_size:int=128,
+        schedule:str='linear', # after warmup: 'linear' decay to 0 (HF's default), 'cosine' or 'constant'
+        batch_size:int=128, # rows per step (when data is not already a DataLoader)
         ckpt_dir:str|Path|None=None, # checkpoint folder (last.pt, best.pt); None: no checkpoints
         resume:bool=True, # continue from ckpt_dir/last.pt if present
         seed:int=0, # seeds RNGs and the per-epoch shuffling
@@ -273,11 +297,11 @@ def fit(model:nn.Module, # forward returns predictions (with `loss_fn`) or a los
         metrics:Callable|dict|None=None, # fn(y_true, y_pred) -> float|dict, or {name: fn}, on valid predictions
         activation=None, # applied to outputs before metrics: None, 'sigmoid', 'softmax' or a callable
         grad_clip:float|None=None, # max gradient norm
-        shuffle:bool=True,
+        shuffle:bool=True, # reshuffle training rows every epoch
         device:str|None=None, # 'cpu' forces the CPU; otherwise Accelerate decides
         callback:Callable|None=None, # callback(epoch, row, model) after each epoch; return True to stop
-        progress:bool=True,
-        num_workers:int=0,
+        progress:bool=True, # tqdm bars
+        num_workers:int=0, # DataLoader workers
        ) -> TrainResult:
     "Train `model` on `train_data`; see the notes above for data forms, checkpoints and early stopping."
     set_seed(seed)
@@ -369,12 +393,12 @@ def fit(model:nn.Module, # forward returns predictions (with `loss_fn`) or a los
 
 # %% ../nbs/03_train.ipynb #3d03c49b
 @torch.no_grad()
-def predict(model:nn.Module,
+def predict(model:nn.Module, # a trained model
             data, # same forms as `fit`; targets (a tuple's extra last element, a dict's `labels`...) are ignored
-            batch_size:int=512,
+            batch_size:int=512, # rows per forward pass
             activation=None, # None, 'sigmoid', 'softmax' or a callable applied to the outputs
             has_target:bool|None=None, # None: a tuple with more elements than forward's parameters ends with a target
-            progress:bool=False,
+            progress:bool=False, # tqdm bar
            ) -> np.ndarray:
     "Model outputs for every row of `data`, in order, as a NumPy array (float32 for float outputs)."
     act = _activation(activation)

@@ -13,17 +13,24 @@ import torch, torch.nn as nn
 from tqdm.auto import tqdm
 
 from .core import set_seed
-from .scfm import ScGPT, check_log_values, _beeline_api
+from .data import beeline_datasets, load_beeline, BeelineSet
+from .genes import balanced_pairs, cold_start_class
+from .evaluate import pair_controls, evaluate_scores
 from .metrics import binary_metrics
+from .scfm import ScGPT, check_log_values, to_human_symbols
+from .train import fit
 
 # %% auto #0
-__all__ = ['METHODS', 'ZERO_SHOT', 'NEEDS_EXPRESSION', 'TRAINED', 'probe_values', 'GeneContext', 'perturb_responses',
-           'vvp_responses', 'gdt_jacobians', 'vvp_pair_loop', 'gdt_pair_loop', 'FeatureBank', 'pair_features',
-           'Projector', 'train_projector', 'projector_logits', 'BeelineData', 'lodo_test_sets', 'drop_seen_pairs',
-           'lodo_split', 'lodo_benchmark', 'early_precision_ratio', 'all_tf_pairs', 'beeline_metrics']
+__all__ = ['METHODS', 'EXTRA_METHODS', 'ZERO_SHOT', 'NEEDS_EXPRESSION', 'TRAINED', 'CONTROLS', 'probe_values', 'GeneContext',
+           'perturb_responses', 'vvp_responses', 'gdt_jacobians', 'gdt_source_columns', 'vvp_pair_loop',
+           'gdt_pair_loop', 'FeatureBank', 'pair_features', 'Projector', 'train_projector', 'projector_logits',
+           'read_genelink_folder', 'BeelineData', 'UgrnModel', 'beeline_data', 'lodo_test_sets', 'drop_seen_pairs',
+           'rebalance', 'lodo_test_pairs', 'lodo_split', 'lodo_benchmark', 'early_precision_ratio', 'all_tf_pairs',
+           'beeline_metrics']
 
 # %% ../nbs/31_ugrn.ipynb #3fd030d3
-def probe_values(model:ScGPT, n:int, # how many values
+def probe_values(model:ScGPT, # the scFM (its `value_range` bounds the values)
+                 n:int, # how many values
                  kind:str='target', # 'target': (l, h] (VVP's v_p), 'base': [l, h) (GDT's b_t)
                 ) -> np.ndarray:
     "`n` values spread evenly over `model.value_range`."
@@ -33,41 +40,56 @@ def probe_values(model:ScGPT, n:int, # how many values
 
 # %% ../nbs/31_ugrn.ipynb #432a8895
 class GeneContext:
-    "The in-vocabulary genes of one dataset (model input order) with a report of those left out."
-    def __init__(self, model:ScGPT, genes:Sequence[str], # gene symbols (human, or already mapped)
-                 name:str=''):
+    "The genes of one dataset that the scFM can represent (model input order), with a report of those left out."
+    def __init__(self, model:ScGPT, # the scFM
+                 genes:Sequence[str], # gene symbols (human, or already mapped)
+                 name:str='', # dataset name for reports and errors
+                 trained_only:bool=True, # also leave out genes whose embedding was never trained (when the model lists them)
+                ):
         ids, missing = model.gene_ids(list(genes), errors='report')
         keep = ids >= 0
         seen, dup = set(), []
         for k, (g, i) in enumerate(zip(genes, ids.tolist())):  # two symbols mapped to one token: keep the first
             if keep[k] and i in seen: keep[k] = False; dup.append(g)
             seen.add(i)
+        untrained = []
+        if trained_only and model.trained_genes is not None:
+            tr = {t.upper() for t in model.trained_genes}
+            for k, g in enumerate(genes):
+                if keep[k] and str(g).upper() not in tr: keep[k] = False; untrained.append(g)
         self.genes = [g for g, k in zip(genes, keep.tolist()) if k]
         self.ids = ids[keep]
         self.index = {g: k for k, g in enumerate(self.genes)}
-        self.missing, self.duplicates, self.name = missing, dup, name
-        self.report = dict(dataset=name, genes=len(genes), in_vocab=len(self.genes), excluded=len(missing), duplicates=len(dup))
+        self.missing, self.duplicates, self.untrained, self.name = missing, dup, untrained, name
+        self.report = dict(dataset=name, genes=len(genes), in_vocab=len(self.genes), excluded=len(missing),
+                           untrained=len(untrained), duplicates=len(dup))
         if missing: warnings.warn(f'{name}: {len(missing)} of {len(genes)} genes are outside the scFM vocabulary and excluded, e.g. {missing[:5]}')
+        if untrained: warnings.warn(f'{name}: {len(untrained)} of {len(genes)} genes have no trained scFM embedding and are excluded, e.g. {untrained[:5]}')
     def __len__(self): return len(self.genes)
-    def __repr__(self): return f'GeneContext({self.name}: {len(self)} genes in vocab, {len(self.missing)} excluded)'
-    def rows(self, genes) -> np.ndarray:
-        "Positions of `genes` in the context (KeyError for genes that are not in it)."
+    def __repr__(self): return f'GeneContext({self.name}: {len(self)} genes kept, {len(self.missing)} outside the vocabulary, {len(self.untrained)} untrained)'
+    def rows(self, genes:Sequence[str], # symbols of genes in the context
+            ) -> np.ndarray:
+        "Positions of `genes` in the context (KeyError naming the first gene that is not in it)."
         try: return np.array([self.index[g] for g in genes], dtype=np.int64)
-        except KeyError as e: raise KeyError(f'gene {e.args[0]!r} is not in the context of {self.name} (outside the vocabulary?)') from None
+        except KeyError as e: raise KeyError(f'gene {e.args[0]!r} is not in the context of {self.name} (outside the vocabulary or untrained?)') from None
 
 # %% ../nbs/31_ugrn.ipynb #d2513595
 def _rows_per_batch(G:int, batch_tokens:int) -> int: return max(1, batch_tokens // max(G, 1))
 
 @torch.no_grad()
-def perturb_responses(model:ScGPT, ctx:GeneContext,
+def perturb_responses(model:ScGPT, # the frozen scFM
+                      ctx:GeneContext, # genes of the input (model order)
                       bases:np.ndarray, # `[K,G]` base cells (values in context order)
                       values:Sequence[float], # `[K]`: the value the source is set to in base k
                       sources:Sequence[int]|None=None, # context positions of the source genes (default: all)
-                      batch_tokens:int=2**15, progress:bool=False) -> np.ndarray:
+                      batch_tokens:int=2**15, # input tokens per forward (memory/speed trade-off)
+                      progress:bool=False, # tqdm bar over batches
+                     ) -> np.ndarray:
     "`R[S,K,G]`: response of every gene to each source set to `values[k]` in base `k`, minus the base's reconstruction."
     bases = torch.as_tensor(np.asarray(bases, dtype=np.float32)); K, G = bases.shape
     values = torch.as_tensor(np.asarray(values, dtype=np.float32))
-    assert len(values) == K and G == len(ctx)
+    if len(values) != K: raise ValueError(f'values has {len(values)} entries for {K} base cells')
+    if G != len(ctx): raise ValueError(f'base cells have {G} values per cell, the context {ctx.name!r} has {len(ctx)} genes')
     src = np.arange(G) if sources is None else np.asarray(sources)
     ref = torch.cat([model.reconstruct(bases[i:i+64], ctx.ids).cpu() for i in range(0, K, 64)])
     jobs = [(s, k) for s in range(len(src)) for k in range(K)]
@@ -82,19 +104,26 @@ def perturb_responses(model:ScGPT, ctx:GeneContext,
     return out.numpy()
 
 # %% ../nbs/31_ugrn.ipynb #ea0635a2
-def vvp_responses(model:ScGPT, ctx:GeneContext, sources=None, # context positions (default: all genes)
+def vvp_responses(model:ScGPT, # the frozen scFM
+                  ctx:GeneContext, # genes of the virtual cell
+                  sources=None, # context positions (default: all genes)
                   n_values:int=8, # M target values
                   v_base:float|None=None, # virtual base value (default: the low end of the value range)
-                  **kw) -> np.ndarray:
+                  **kw, # `batch_tokens`, `progress` (see `perturb_responses`)
+                 ) -> np.ndarray:
     "VVP responses `[S,M,G]`: target response to the source moved from `v_base` to each of M values, others at `v_base`."
     vb = model.value_range[0] if v_base is None else v_base
     vp = probe_values(model, n_values, 'target')
     return perturb_responses(model, ctx, np.full((n_values, len(ctx)), vb, np.float32), vp, sources, **kw)
 
 # %% ../nbs/31_ugrn.ipynb #23b9fe9d
-def gdt_jacobians(model:ScGPT, ctx:GeneContext, targets=None, # context positions of the rows (outputs) needed
+def gdt_jacobians(model:ScGPT, # the frozen scFM
+                  ctx:GeneContext, # genes of the virtual cell
+                  targets=None, # context positions of the rows (outputs) needed
                   n_bases:int=8, # T base values
-                  batch_tokens:int=2**14, progress:bool=False) -> np.ndarray:
+                  batch_tokens:int=2**14, # input tokens per backward batch
+                  progress:bool=False, # tqdm bar over batches
+                 ) -> np.ndarray:
     "`J[T,R,G]` with `J[t,r,i]` = ∂M(v)_{targets[r]} / ∂v_i at v = b_t·1."
     G = len(ctx); tg = np.arange(G) if targets is None else np.asarray(targets)
     out = np.empty((n_bases, len(tg), G), np.float32)
@@ -107,10 +136,40 @@ def gdt_jacobians(model:ScGPT, ctx:GeneContext, targets=None, # context position
             g, = torch.autograd.grad(y.gather(1, rows[:, None].to(y.device)).sum(), x)
             out[t, a:a+len(rows)] = g.cpu().numpy()
     return out
+def gdt_source_columns(model:ScGPT, # the frozen scFM
+                       ctx:GeneContext, # genes of the virtual cell
+                       sources=None, # context positions of the sources (default: all genes)
+                       n_bases:int=8, # T base values
+                       v_base:float|None=None, # the value of every other gene (default: the low end of the value range)
+                       batch_tokens:int=2**14, # input tokens per forward-mode batch
+                       progress:bool=False, # tqdm bar over batches
+                      ) -> np.ndarray:
+    "`C[S,T,G]` with `C[s,t,j]` = ∂M(v)_j / ∂v_{s} at v = v_b·1 with v_s = b_t (GDT, `reading='source'`), by forward mode."
+    G = len(ctx); src = np.arange(G) if sources is None else np.asarray(sources)
+    vb = model.value_range[0] if v_base is None else v_base
+    bt = probe_values(model, n_bases, 'base')
+    jobs = [(s, t) for s in range(len(src)) for t in range(n_bases)]
+    out = np.empty((len(src), n_bases, G), np.float32)
+    B = _rows_per_batch(G, batch_tokens)
+    f = lambda x: model.reconstruct(x, ctx.ids)
+    for a in tqdm(range(0, len(jobs), B), disable=not progress, desc='GDT (source reading)', leave=False):
+        js = jobs[a:a+B]; r = torch.arange(len(js))
+        si = torch.tensor([s for s, _ in js]); ti = torch.tensor([t for _, t in js])
+        col = torch.as_tensor(src)[si]
+        x = torch.full((len(js), G), float(vb)); x[r, col] = torch.as_tensor(bt)[ti]
+        tan = torch.zeros_like(x); tan[r, col] = 1.0
+        _, dy = torch.func.jvp(f, (x,), (tan,))
+        out[si.numpy(), ti.numpy()] = dy.detach().cpu().numpy()
+    return out
 
 # %% ../nbs/31_ugrn.ipynb #0cb69f73
 @torch.no_grad()
-def vvp_pair_loop(model:ScGPT, ctx:GeneContext, pairs:Sequence[tuple], n_values:int=8, v_base:float|None=None) -> np.ndarray:
+def vvp_pair_loop(model:ScGPT, # the frozen scFM
+                  ctx:GeneContext, # genes of the virtual cell
+                  pairs:Sequence[tuple], # (source, target) symbol pairs
+                  n_values:int=8, # M target values
+                  v_base:float|None=None, # virtual base (default: the low end of the value range)
+                 ) -> np.ndarray:
     "VVP features `[P, 2M]` computed pair by pair: M(perturbed)_j - M(base)_j with two explicit forwards each."
     vb = model.value_range[0] if v_base is None else v_base
     out = []
@@ -125,15 +184,23 @@ def vvp_pair_loop(model:ScGPT, ctx:GeneContext, pairs:Sequence[tuple], n_values:
         out.append(f)
     return np.array(out, np.float32)
 
-def gdt_pair_loop(model:ScGPT, ctx:GeneContext, pairs:Sequence[tuple], n_bases:int=8) -> np.ndarray:
+def gdt_pair_loop(model:ScGPT, # the frozen scFM
+                  ctx:GeneContext, # genes of the virtual cell
+                  pairs:Sequence[tuple], # (source, target) symbol pairs
+                  n_bases:int=8, # T base values
+                  reading:str='all', # 'all': v = b_t·1; 'source': v = v_b·1 with the source at b_t
+                  v_base:float|None=None, # the others' value under reading='source'
+                 ) -> np.ndarray:
     "GDT features `[P, 2T]` computed pair by pair (one backward per pair, direction and base value)."
+    vb = model.value_range[0] if v_base is None else v_base
     out = []
     for a, b in pairs:
         f = []
         for s, t in ((a, b), (b, a)):
             i, j = ctx.rows([s, t])
             for bt in probe_values(model, n_bases, 'base'):
-                x = torch.full((len(ctx),), float(bt), requires_grad=True)
+                x = torch.full((len(ctx),), float(bt) if reading == 'all' else float(vb))
+                x[i] = float(bt); x.requires_grad_(True)
                 g, = torch.autograd.grad(model.reconstruct(x, ctx.ids)[j], x)
                 f.append(g[i].item())
         out.append(f)
@@ -141,56 +208,76 @@ def gdt_pair_loop(model:ScGPT, ctx:GeneContext, pairs:Sequence[tuple], n_bases:i
 
 # %% ../nbs/31_ugrn.ipynb #bf3ed7ad
 METHODS = ('Origin-Pert', 'Origin-Attn', 'Baseline-Pert', 'Baseline-Emb', 'VVP', 'GDT', 'Ens')
+EXTRA_METHODS = ('Baseline-Pert-cells',)  # named variants that are not the paper's methods
 ZERO_SHOT = ('Origin-Pert', 'Origin-Attn')
-NEEDS_EXPRESSION = ('Origin-Pert', 'Origin-Attn', 'Baseline-Pert')
-TRAINED = ('Baseline-Pert', 'Baseline-Emb', 'VVP', 'GDT')
+NEEDS_EXPRESSION = ('Origin-Pert', 'Origin-Attn', 'Baseline-Pert', 'Baseline-Pert-cells')
+TRAINED = ('Baseline-Pert', 'Baseline-Pert-cells', 'Baseline-Emb', 'VVP', 'GDT')
+_ARRAY = {'Origin-Pert': 'mean-cell', 'Baseline-Pert': 'mean-cell'}  # methods that share one computed array
 
 class FeatureBank:
-    "Per-gene scFM arrays of one dataset (computed lazily, for the genes in `pairs` only) and the pair features built from them."
-    def __init__(self, model:ScGPT, ctx:GeneContext,
-                 X:np.ndarray|None=None, # cells × genes log expression in context order (Origin/Baseline-Pert only)
-                 n_values:int=8, n_bases:int=8, n_cells:int=8, attn_cells:int=32, v_base:float|None=None,
-                 batch_tokens:int=2**15, seed:int=0, progress:bool=False):
+    "Per-gene scFM arrays of one dataset (computed lazily, for the genes in the pairs asked for) and the pair features built from them."
+    def __init__(self, model:ScGPT, # the frozen scFM
+                 ctx:GeneContext, # the dataset's genes (model order)
+                 X:np.ndarray|None=None, # cells × genes log expression in context order (Origin-*/Baseline-Pert only)
+                 n_values:int=8, # M, VVP target values (not stated in the paper)
+                 n_bases:int=8, # T, GDT base values (not stated in the paper)
+                 n_cells:int=8, # cells of the 'Baseline-Pert-cells' variant
+                 attn_cells:int=32, # cells averaged by Origin-Attn
+                 v_base:float|None=None, # VVP's virtual base v_b (default: the low end of the value range)
+                 gdt_reading:str='all', # 'all': v = b_t·1; 'source': only the source at b_t, the rest at v_b
+                 batch_tokens:int=2**15, # input tokens per batched forward
+                 seed:int=0, # cell sampling (Origin-Attn, Baseline-Pert-cells)
+                 progress:bool=False, # tqdm bars while computing arrays
+                ):
+        if gdt_reading not in ('all', 'source'): raise ValueError(f"gdt_reading must be 'all' or 'source', got {gdt_reading!r}")
         self.model, self.ctx = model, ctx
-        self.X = None if X is None else check_log_values(X, ctx.name)
-        self.kw = dict(n_values=n_values, n_bases=n_bases, n_cells=n_cells, attn_cells=attn_cells, v_base=v_base)
+        self.X = None
+        if X is not None:
+            X = check_log_values(X, ctx.name)
+            if X.ndim != 2 or X.shape[1] != len(ctx):
+                raise ValueError(f'expression has shape {X.shape}: expected cells × {len(ctx)} genes of the context {ctx.name!r} (in context order)')
+            self.X = model.prepare_values(X)  # per-cell bins for a binned (real scGPT) model
+        self.kw = dict(n_values=n_values, n_bases=n_bases, n_cells=n_cells, attn_cells=attn_cells, v_base=v_base, gdt_reading=gdt_reading)
         self.batch_tokens, self.seed, self.progress = batch_tokens, seed, progress
-        self.arrays, self.genes, self.seconds = {}, None, {}
+        self.arrays, self.genes, self.src, self.pos, self.seconds = {}, None, None, {}, {}
 
-    def prepare(self, genes:Sequence[str], methods:Sequence[str]=METHODS):
-        "Compute the arrays `methods` need for source/target `genes` (context positions `self.src`)."
+    def prepare(self, genes:Sequence[str], # source/target genes the arrays must cover
+                methods:Sequence[str]=METHODS, # which arrays to compute
+               ) -> FeatureBank:
+        "Compute the arrays `methods` need for `genes`; unknown genes raise a KeyError and leave the bank as it was."
         genes = list(dict.fromkeys(genes))
-        if self.genes is not None and set(genes) <= set(self.genes) and all(self._have(m) for m in methods): return self
-        if self.genes is None or not set(genes) <= set(self.genes): self.arrays, self.genes = {}, genes
-        self.src = self.ctx.rows(self.genes); self.pos = {g: k for k, g in enumerate(self.genes)}
+        bad = [m for m in methods if m not in METHODS + EXTRA_METHODS]
+        if bad: raise ValueError(f'unknown method(s) {bad}; one of {METHODS + EXTRA_METHODS}')
+        src = self.ctx.rows(genes)  # validates before anything changes
+        if self.genes is None or not set(genes) <= set(self.genes):
+            self.arrays, self.genes, self.src = {}, genes, src
+            self.pos = {g: k for k, g in enumerate(genes)}
         for m in methods:
-            if m == 'Ens': m = 'VVP'; self._compute('VVP'); m = 'GDT'
-            self._compute(m)
+            for k in (('VVP', 'GDT') if m == 'Ens' else (m,)): self._compute(k)
         return self
-
-    def _have(self, m):
-        return m in ('Baseline-Emb',) or (m == 'Ens' and {'VVP', 'GDT'} <= set(self.arrays)) or m in self.arrays
 
     def _need_X(self, m):
         if self.X is None: raise ValueError(f'{m} needs expression, and {self.ctx.name} has none')
 
     def _compute(self, m):
-        if m in self.arrays or m == 'Baseline-Emb': return
+        key = _ARRAY.get(m, m)
+        if key in self.arrays or m == 'Baseline-Emb': return
+        if m in NEEDS_EXPRESSION: self._need_X(m)
         t0, kw, M = time.time(), self.kw, self.model
         common = dict(batch_tokens=self.batch_tokens, progress=self.progress)
         if m == 'VVP': a = vvp_responses(M, self.ctx, self.src, kw['n_values'], kw['v_base'], **common)
-        elif m == 'GDT': a = gdt_jacobians(M, self.ctx, self.src, kw['n_bases'], batch_tokens=self.batch_tokens//2, progress=self.progress)
-        elif m == 'Origin-Pert':
-            self._need_X(m)
+        elif m == 'GDT' and kw['gdt_reading'] == 'all':
+            a = gdt_jacobians(M, self.ctx, self.src, kw['n_bases'], batch_tokens=self.batch_tokens//2, progress=self.progress)
+        elif m == 'GDT':
+            a = gdt_source_columns(M, self.ctx, self.src, kw['n_bases'], kw['v_base'], batch_tokens=self.batch_tokens//2, progress=self.progress)
+        elif key == 'mean-cell':  # Eq. 3 / Eq. 6: the mean cell x̄ with one source knocked out (set to 0)
             a = perturb_responses(M, self.ctx, self.X.mean(0, keepdims=True), [0.0], self.src, **common)
-        elif m == 'Baseline-Pert':
-            self._need_X(m)
+        elif m == 'Baseline-Pert-cells':
             rng = np.random.default_rng(self.seed)
             cells = rng.choice(len(self.X), min(kw['n_cells'], len(self.X)), replace=False)
             cells = cells[np.argsort(self.X[cells].sum(1))]  # fixed order: by total expression
             a = perturb_responses(M, self.ctx, self.X[cells], np.zeros(len(cells)), self.src, **common)
         elif m == 'Origin-Attn':
-            self._need_X(m)
             rng = np.random.default_rng(self.seed)
             cells = rng.choice(len(self.X), min(kw['attn_cells'], len(self.X)), replace=False)
             acc = 0
@@ -199,75 +286,118 @@ class FeatureBank:
                     A = M.attention_maps(torch.as_tensor(self.X[cells[c:c+4]]), self.ctx.ids)  # [L,B,H,Gq,Gk]
                     acc = acc + A.sum((0, 2))[:, self.src][:, :, self.src].sum(0).cpu()
             a = (acc / len(cells)).numpy()  # [q, k] over the prepared genes
-        else: raise ValueError(f'unknown method {m!r}; one of {METHODS}')
-        self.arrays[m] = a; self.seconds[m] = time.time() - t0
+        self.arrays[key] = a; self.seconds[key] = time.time() - t0
 
     def features(self, pairs:pd.DataFrame, # columns gene_a (source), gene_b (target)
-                 method:str) -> np.ndarray:
+                 method:str, # one of METHODS (not 'Ens', which combines projector outputs) or EXTRA_METHODS
+                ) -> np.ndarray:
         "Pair features `[P, D]` (trained methods) or zero-shot scores `[P]` (Origin-*)."
-        if method == 'Baseline-Emb':
+        if method == 'Ens': raise ValueError("'Ens' averages the VVP and GDT projectors' logits; ask for 'VVP' and 'GDT' features")
+        if method == 'Baseline-Emb':  # Eq. 7: raw embedding rows, E_i + E_j
+            self.ctx.rows(list(pairs.gene_a) + list(pairs.gene_b))
             with torch.no_grad():
-                E = self.model.gene_embeddings(self.ctx.ids[torch.as_tensor(self.ctx.rows(list(dict.fromkeys(pairs.gene_a.tolist() + pairs.gene_b.tolist()))))])
-            idx = {g: k for k, g in enumerate(dict.fromkeys(pairs.gene_a.tolist() + pairs.gene_b.tolist()))}
-            a, b = [idx[g] for g in pairs.gene_a], [idx[g] for g in pairs.gene_b]
-            return (E[a] + E[b]).cpu().numpy()
+                return (self.model.embedding_rows(list(pairs.gene_a)) + self.model.embedding_rows(list(pairs.gene_b))).cpu().numpy()
         self.prepare(list(pairs.gene_a) + list(pairs.gene_b), [method])
-        ia = np.array([self.pos[g] for g in pairs.gene_a]); ib = np.array([self.pos[g] for g in pairs.gene_b])
+        ia = np.array([self.pos[g] for g in pairs.gene_a], dtype=np.int64); ib = np.array([self.pos[g] for g in pairs.gene_b], dtype=np.int64)
         ja, jb = self.src[ia], self.src[ib]  # context positions (the arrays' last axis)
-        A = self.arrays[method]
-        if method in ('VVP', 'Baseline-Pert'):  # A[s, k, target]
+        A = self.arrays[_ARRAY.get(method, method)]
+        if method == 'Origin-Pert': return -A[ia, 0, jb]          # Eq. 3, signed: M(x̄)_j − M(x̄^{i←0})_j
+        if method == 'Baseline-Pert': return -np.stack([A[ia, 0, jb], A[ib, 0, ja]], 1)  # Eq. 6, both directions
+        if method == 'Baseline-Pert-cells': return -np.concatenate([A[ia, :, jb], A[ib, :, ja]], 1)
+        if method == 'VVP' or (method == 'GDT' and self.kw['gdt_reading'] == 'source'):  # A[s, k, target]
             return np.concatenate([A[ia, :, jb], A[ib, :, ja]], 1)
         if method == 'GDT':                      # A[t, target row, source]
             return np.concatenate([A[:, ib, ja].T, A[:, ia, jb].T], 1)
-        if method == 'Origin-Pert': return np.abs(A[ia, 0, jb])
         if method == 'Origin-Attn': return A[ib, ia]  # query = target, key = source
         raise ValueError(method)
 
-def pair_features(bank:FeatureBank, pairs:pd.DataFrame, method:str) -> np.ndarray:
+def pair_features(bank:FeatureBank, # the dataset's feature bank
+                  pairs:pd.DataFrame, # gene_a (source), gene_b (target)
+                  method:str, # one of `METHODS` (not 'Ens') or `EXTRA_METHODS`
+                 ) -> np.ndarray:
     "Features (or zero-shot scores) of `pairs` (gene_a → gene_b) for `method`; see `METHODS`."
     return bank.features(pairs, method)
 
 # %% ../nbs/31_ugrn.ipynb #c9d291c6
 class Projector(nn.Module):
     "MLP `[B,D]` → logits `[B]`: Linear(D,128) → ReLU → Linear(128,64) → ReLU → Linear(64,1); input standardised."
-    def __init__(self, d_in:int, mean=None, std=None):
+    def __init__(self, d_in:int, # feature dimension D
+                 mean=None, std=None, # per-feature standardisation (the training set's), stored as buffers
+                ):
         super().__init__()
         self.register_buffer('mean', torch.as_tensor(np.zeros(d_in) if mean is None else mean, dtype=torch.float32))
         self.register_buffer('std', torch.as_tensor(np.ones(d_in) if std is None else std, dtype=torch.float32))
         self.net = nn.Sequential(nn.Linear(d_in, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 1))
     def forward(self, x): return self.net((x - self.mean) / self.std).squeeze(-1)
 
-def train_projector(X:np.ndarray, y:np.ndarray, # features `[P,D]`, labels 0/1
-                    epochs:int=50, lr:float=1e-3, batch_size:int=128, seed:int=0) -> Projector:
+def train_projector(X:np.ndarray, # features `[P,D]`
+                    y:np.ndarray, # labels 0/1
+                    epochs:int=50, # the paper's projector schedule: 50 epochs of Adam, lr 1e-3, batch 128
+                    lr:float=1e-3, # Adam learning rate
+                    batch_size:int=128, # pairs per step
+                    seed:int=0, # initialisation and shuffling
+                    progress:bool=False, # tqdm bars of the training loop
+                   ) -> Projector:
     "Fit a `Projector` with BCE and Adam through `genenet.train.fit`."
-    from genenet.train import fit
     X = np.asarray(X, np.float32)
     set_seed(seed)
     proj = Projector(X.shape[1], X.mean(0), X.std(0) + 1e-8)
     fit(proj, (torch.as_tensor(X), torch.as_tensor(np.asarray(y), dtype=torch.float32)), loss_fn='bce', epochs=epochs, lr=lr,
-        optimizer='adam', batch_size=batch_size, seed=seed, progress=False, device='cpu')
+        optimizer='adam', batch_size=batch_size, seed=seed, progress=progress, device='cpu')
     return proj.eval()
 
 @torch.no_grad()
-def projector_logits(proj:Projector, X:np.ndarray) -> np.ndarray:
+def projector_logits(proj:Projector, # a trained projector
+                     X:np.ndarray, # features `[P,D]`
+                    ) -> np.ndarray:
     "Logits of the projector for features `X`."
     return proj(torch.as_tensor(np.asarray(X, np.float32))).numpy()
 
 # %% ../nbs/31_ugrn.ipynb #7a1c6e88
-def _human(symbols, species):
-    from genenet.scfm import _to_human
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        return _to_human(list(symbols), species)
+def _read_csv_any(folder:Path, name:str, **kw) -> pd.DataFrame|None:
+    for f in (folder/name, folder/(name + '.gz')):
+        if f.exists(): return pd.read_csv(f, **kw)
+    return None
+
+def read_genelink_folder(folder:str|Path, # a folder with Label.csv, TF.csv, Target.csv (+ BL--ExpressionData.csv), plain or .gz
+                         species:str='human', # 'human' or 'mouse' (mouse symbols are mapped to human for the scFM)
+                        ) -> BeelineSet:
+    "A BEELINE/GENELink-format folder as a `genenet.data.BeelineSet` (expression optional)."
+    folder = Path(folder)
+    tgt, tf, lab = (_read_csv_any(folder, f, index_col=0) for f in ('Target.csv', 'TF.csv', 'Label.csv'))
+    if tgt is None or tf is None or lab is None:
+        raise FileNotFoundError(f'{folder}: a BEELINE/GENELink folder needs Label.csv, TF.csv and Target.csv (optionally .gz)')
+    for t, cols, f in ((tgt, {'Gene', 'index'}, 'Target.csv'), (tf, {'TF', 'index'}, 'TF.csv'), (lab, {'TF', 'Target'}, 'Label.csv')):
+        if not cols <= set(t.columns): raise ValueError(f'{folder/f}: columns {sorted(t.columns)}, expected {sorted(cols)}')
+    tgt = tgt.sort_values('index')
+    if not (tgt['index'].to_numpy() == np.arange(len(tgt))).all(): raise ValueError(f'{folder}/Target.csv: indices are not 0..n-1')
+    genes = tgt['Gene'].astype(str).tolist(); g = np.asarray(genes, dtype=object)
+    ti, gi = lab['TF'].to_numpy(), lab['Target'].to_numpy()
+    if len(lab) and (min(ti.min(), gi.min()) < 0 or max(ti.max(), gi.max()) >= len(genes)):
+        raise ValueError(f'{folder}/Label.csv: gene indices outside 0..{len(genes)-1}')
+    edges = pd.DataFrame({'tf': g[ti], 'target': g[gi], 'tf_idx': ti, 'target_idx': gi})
+    ex, expr = None, _read_csv_any(folder, 'BL--ExpressionData.csv', index_col=0)
+    if expr is not None:
+        import anndata as ad
+        expr.index = expr.index.astype(str)
+        missing = [x for x in genes if x not in expr.index]
+        if missing: raise ValueError(f'{folder}/BL--ExpressionData.csv lacks {len(missing)} genes of Target.csv, e.g. {missing[:5]}')
+        expr = expr.loc[genes]
+        ex = ad.AnnData(np.ascontiguousarray(expr.to_numpy(np.float32).T), obs=pd.DataFrame(index=expr.columns.astype(str)), var=pd.DataFrame(index=genes))
+    return BeelineSet(folder.name, 'custom', len(genes), species, genes, tf['TF'].astype(str).tolist(), edges, ex)
 
 class BeelineData:
-    "One BEELINE set in human symbols, restricted to the scFM vocabulary: context, TFs, edges, expression."
-    def __init__(self, model:ScGPT, cell:str, network:str='STRING', size:int=500):
-        _, load_beeline = _beeline_api()
-        b = load_beeline(cell, network, size)
-        self.cell, self.network, self.size, self.species = cell, network, size, b.species
-        self.name = f'{cell} {network} TFs+{size}'
-        hum = _human(b.genes, b.species); m = dict(zip(b.genes, hum))
+    "One BEELINE set (mirrored, or any BEELINE/GENELink folder) in human symbols, restricted to the scFM's genes: context, TFs, edges, expression."
+    def __init__(self, model:ScGPT, # the scFM whose vocabulary the set is restricted to
+                 cell:str|Path, # a mirrored cell type ('hESC', 'mDC', ...) or the path of a BEELINE/GENELink-format folder
+                 network:str='STRING', # ground truth of a mirrored set: 'STRING', 'Non-Specific' or 'Specific'
+                 size:int=500, # TFs+500 or TFs+1000 (mirrored sets)
+                 species:str='human', # species of a folder's symbols (mirrored sets know theirs)
+                ):
+        b = read_genelink_folder(cell, species) if Path(str(cell)).is_dir() else load_beeline(cell, network, size)
+        self.cell, self.network, self.size, self.species = b.cell, b.network, b.size, b.species
+        self.name = f'{b.cell} {b.network} TFs+{b.size}' if b.network != 'custom' else f'{Path(str(cell)).name} (folder)'
+        hum = to_human_symbols(b.genes, b.species); m = dict(zip(b.genes, hum))
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             self.ctx = GeneContext(model, hum, self.name)
@@ -285,104 +415,275 @@ class BeelineData:
             self.X = X[:, [col[first[h]] for h in self.ctx.genes]]
         self.report = dict(**self.ctx.report, edges=len(b.edges), edges_kept=len(self.edges), tfs=len(self.tfs), has_expression=self.has_expression)
 
-    def pairs(self, ratio:float=1, seed:int=0, max_pos:int|None=None) -> pd.DataFrame:
-        "Positives (TF → target) and `ratio`× TF-outgoing negatives: DataFrame[gene_a, gene_b, label]."
-        from genenet.genes import balanced_pairs
+    def pairs(self, ratio:float=1, # negatives per positive
+              seed:int=0, # sampling of negatives (and of the positives' subset)
+              max_pos:int|None=None, # cap positives (random subset)
+             ) -> pd.DataFrame:
+        "Positives (TF → target) and `ratio`× TF-outgoing negatives (`balanced_pairs(sources=TFs)`): DataFrame[gene_a, gene_b, label]."
         pos = self.edges
         if max_pos and len(pos) > max_pos: pos = pos.sample(max_pos, random_state=seed).reset_index(drop=True)
-        tf = set(self.tfs); non_tf = [g for g in self.ctx.genes if g not in tf]
-        # TODO(shared): balanced_pairs has no `sources=` option; forbid every non-TF source via `exclude`
-        excl = pd.DataFrame({'gene_a': np.repeat(non_tf, len(self.ctx.genes)), 'gene_b': np.tile(self.ctx.genes, len(non_tf))})
-        excl = pd.concat([excl, self.edges])  # never a true edge as a negative, even when positives are subsampled
-        out = balanced_pairs(pos, self.ctx.genes, ratio=ratio, exclude=excl, directed=True, seed=seed)
-        return out[['gene_a', 'gene_b', 'label']]
+        out = balanced_pairs(pos, self.ctx.genes, ratio=ratio, exclude=self.edges, directed=True, seed=seed, sources=self.tfs)
+        return out[['gene_a', 'gene_b', 'label']].reset_index(drop=True)
 
-    def bank(self, model:ScGPT, **kw) -> FeatureBank:
+    def bank(self, model:ScGPT, # the scFM
+             **kw, # `FeatureBank` settings
+            ) -> FeatureBank:
+        "A `FeatureBank` over this set's context and expression (kw: `FeatureBank` settings)."
         return FeatureBank(model, self.ctx, X=self.X, **kw)
 
     def __repr__(self): return f'BeelineData({self.report})'
 
+# %% ../nbs/31_ugrn.ipynb #e5t1m002
+def _as_data(model:ScGPT, data, pairs:pd.DataFrame|None=None):
+    "(context, expression) for `data`: BeelineData, AnnData (cells × genes), or None (the pairs' genes, no expression)."
+    if isinstance(data, BeelineData): return data.ctx, data.X
+    if data is None:
+        if pairs is None: raise ValueError('pairs without data: give the pairs (their genes make the context)')
+        genes = list(dict.fromkeys(list(pairs.gene_a) + list(pairs.gene_b)))
+        return GeneContext(model, genes, 'pairs'), None
+    if hasattr(data, 'var_names') and hasattr(data, 'X'):  # AnnData
+        ctx = GeneContext(model, [str(g) for g in data.var_names], 'AnnData')
+        col = {g: k for k, g in enumerate(map(str, data.var_names))}
+        X = data.X.toarray() if hasattr(data.X, 'toarray') else np.asarray(data.X)
+        return ctx, X[:, [col[g] for g in ctx.genes]]
+    raise TypeError(f'data must be a BeelineData, an AnnData or None, got {type(data).__name__}')
+
+class UgrnModel:
+    "UGRN: projectors on frozen-scFM pair features; `fit(train)`, `predict(pairs)`, `evaluate(test)`."
+    def __init__(self, scfm:ScGPT, # the frozen single-cell foundation model
+                 features:Sequence[str]=('Baseline-Emb', 'VVP', 'GDT', 'Ens'), # methods (see `METHODS`, `EXTRA_METHODS`)
+                 epochs:int=50, # projector epochs (Adam, lr 1e-3, batch 128)
+                 seed:int=0, # projector initialisation, sampled cells, controls
+                 bank_kw:dict|None=None, # `FeatureBank` settings: n_values, n_bases, gdt_reading, v_base, ...
+                 progress:bool=False, # tqdm bars while training projectors
+                ):
+        bad = [m for m in features if m not in METHODS + EXTRA_METHODS]
+        if bad: raise ValueError(f'unknown feature method(s) {bad}; one of {METHODS + EXTRA_METHODS}')
+        self.scfm, self.features, self.epochs, self.seed = scfm, tuple(features), epochs, seed
+        self.bank_kw, self.progress = dict(bank_kw or {}), progress
+        self.projectors, self.notes, self.train_pairs = {}, {}, None
+        self._banks = {}
+
+    def _trained(self) -> list[str]:
+        "Methods that need a projector (Ens needs VVP's and GDT's)."
+        need = [m for m in self.features if m in TRAINED]
+        return need + [m for m in ('VVP', 'GDT') if 'Ens' in self.features and m not in need]
+
+    def _bank_key(self, data):
+        "Cache key: mirrored sets of one cell type and size share genes and expression across networks, so they share a bank."
+        if isinstance(data, BeelineData):
+            return ('beeline', data.cell, data.size, data.network if data.network == 'custom' else '', tuple(data.ctx.genes))
+        return id(data) if data is not None else None
+
+    def bank(self, data=None, # BeelineData, AnnData or None
+             pairs:pd.DataFrame|None=None, # the pairs (their genes make the context when `data` is None)
+            ) -> FeatureBank:
+        "The `FeatureBank` of `data` (cached; mirrored sets that differ only in their network share one)."
+        key = self._bank_key(data)
+        if key is not None and key in self._banks: return self._banks[key][1]
+        ctx, X = _as_data(self.scfm, data, pairs)
+        b = FeatureBank(self.scfm, ctx, X=X, seed=self.seed, **self.bank_kw)
+        if key is not None: self._banks[key] = (data, b)  # keeps `data` alive, so an id key stays unique
+        return b
+
+    def fit(self, train:pd.DataFrame|BeelineData|list, # labelled pairs (gene_a, gene_b, label), a BeelineData (its 1:1 pairs), or a list of (data, pairs) for several sources
+            data=None, # the data `train` pairs belong to (BeelineData, AnnData or None)
+            valid=None, # unused (the paper's projector trains a fixed schedule); kept for the shared estimator shape
+           ) -> UgrnModel:
+        "Train one projector per trained method on the pooled features of every source."
+        if isinstance(train, BeelineData): train = [(train, train.pairs(1, self.seed))]
+        elif isinstance(train, pd.DataFrame): train = [(data, train)]
+        for _, p in train:
+            if 'label' not in p or set(np.unique(p.label)) != {0, 1}: raise ValueError('training pairs need a 0/1 label column with both classes')
+        self.train_pairs = pd.concat([p[['gene_a', 'gene_b', 'label']] for _, p in train], ignore_index=True)
+        y = self.train_pairs.label.to_numpy()
+        for m in self._trained():
+            banks = [(self.bank(d, p), p) for d, p in train]
+            if m in NEEDS_EXPRESSION and any(b.X is None for b, _ in banks):
+                self.notes[m] = 'a training source has no expression'; continue
+            X = np.concatenate([b.features(p, m) for b, p in banks])
+            self.projectors[m] = train_projector(X, y, epochs=self.epochs, seed=self.seed, progress=self.progress)
+        return self
+
+    def predict(self, pairs:pd.DataFrame, # gene_a (source) → gene_b (target)
+                data=None, # the data the pairs belong to (BeelineData, AnnData or None)
+               ) -> pd.DataFrame:
+        "Scores (projector logits, or zero-shot scores) aligned with `pairs`: one column per method; NaN where a method has no value."
+        b = self.bank(data, pairs); out = pd.DataFrame(index=pairs.index)
+        logit = {}
+        for m in self.features:
+            if m == 'Ens': continue
+            if m in NEEDS_EXPRESSION and b.X is None: out[m] = np.nan; continue
+            if m in ZERO_SHOT: out[m] = b.features(pairs, m)
+            elif m in self.projectors: out[m] = logit[m] = projector_logits(self.projectors[m], b.features(pairs, m))
+            else: out[m] = np.nan
+        if 'Ens' in self.features:
+            for m in ('VVP', 'GDT'):
+                if m not in logit: logit[m] = projector_logits(self.projectors[m], b.features(pairs, m))
+            out['Ens'] = (logit['VVP'] + logit['GDT']) / 2
+        return out
+
+    def controls(self, test:pd.DataFrame, # test pairs
+                 seed:int|None=None, # the random control's seed (default: the model's)
+                ) -> pd.DataFrame:
+        "The controls of `genenet.evaluate.pair_controls` on `test`: degree, node identity, input similarity (raw scFM embeddings), random."
+        genes = list(dict.fromkeys(list(self.train_pairs.gene_a) + list(self.train_pairs.gene_b) + list(test.gene_a) + list(test.gene_b)))
+        ids, missing = self.scfm.gene_ids(genes, errors='report')
+        ok = [g for g, i in zip(genes, ids.tolist()) if i >= 0]
+        with torch.no_grad(): E = self.scfm.embedding_rows(ok).cpu().numpy()
+        return pair_controls(self.train_pairs, test, vectors=pd.DataFrame(E, index=ok), directed=True,
+                             seed=self.seed if seed is None else seed)
+
+    def evaluate(self, test:pd.DataFrame, # labelled test pairs
+                 data=None, # the data the pairs belong to
+                 metrics:Sequence[str]=('roc_auc', 'auprc', 'f1'), # shared metric names
+                 n_boot:int=200, # bootstrap resamples of the 95% intervals
+                ) -> pd.DataFrame:
+        "`evaluate_scores` table (methods and controls, 95% bootstrap CIs) on `test`."
+        s = self.predict(test, data)
+        scores = {m: s[m].to_numpy() for m in s if s[m].notna().all()}
+        return evaluate_scores(test.label.to_numpy(), scores, self.controls(test), metrics=metrics, n_boot=n_boot, seed=self.seed)
+
 # %% ../nbs/31_ugrn.ipynb #622c2846
-def lodo_test_sets(source:tuple=('hESC', 'STRING', 500), sizes:Sequence[int]=(500, 1000),
-                   networks:Sequence[str]=('STRING', 'Non-Specific', 'Specific'), cells:Sequence[str]|None=None) -> pd.DataFrame:
-    "BEELINE sets to test on: all but the source's cell type (any network/size)."
-    beeline_datasets, _ = _beeline_api()
+def _specs(source) -> list:
+    "A source given as one spec ((cell, network, size) tuple, folder path or BeelineData) or a list of them → a list."
+    if isinstance(source, (BeelineData, str, Path)) or (isinstance(source, tuple) and len(source) == 3 and isinstance(source[0], str) and not isinstance(source[1], tuple)):
+        return [source]
+    return list(source)
+
+def beeline_data(model:ScGPT, # the scFM
+                 spec, # (cell, network, size), a folder path, or a BeelineData
+                ) -> BeelineData:
+    "A `BeelineData` from a (cell, network, size) tuple, a folder path, or a BeelineData (returned as is)."
+    if isinstance(spec, BeelineData): return spec
+    if isinstance(spec, (str, Path)): return BeelineData(model, spec)
+    return BeelineData(model, *spec)
+
+def lodo_test_sets(source=('hESC', 'STRING', 500), # the training set(s): their cell types are left out
+                   sizes:Sequence[int]=(500, 1000), # TFs+500 and/or TFs+1000
+                   networks:Sequence[str]=('STRING', 'Non-Specific', 'Specific'), # ground-truth networks
+                   cells:Sequence[str]|None=None, # restrict to these cell types
+                  ) -> pd.DataFrame:
+    "Mirrored BEELINE sets to test on: all but the source cell types (any network/size)."
+    src_cells = {s[0] for s in _specs(source) if isinstance(s, tuple)} | {s.cell for s in _specs(source) if isinstance(s, BeelineData)}
     d = beeline_datasets()
-    d = d[(d.cell != source[0]) & d['size'].isin(sizes) & d.network.isin(networks)]
+    d = d[~d.cell.isin(src_cells) & d['size'].isin(sizes) & d.network.isin(networks)]
     if cells is not None: d = d[d.cell.isin(cells)]
     return d.reset_index(drop=True)
 
-def drop_seen_pairs(test:pd.DataFrame, train:pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    "Remove test pairs (gene_a → gene_b) that occur in `train`; returns (kept, number removed)."
+def drop_seen_pairs(test:pd.DataFrame, # pairs to filter (gene_a, gene_b, ...)
+                    train:pd.DataFrame, # training pairs
+                    reverse:bool=True, # also drop a test pair whose reverse (b → a) is a training pair
+                   ) -> tuple[pd.DataFrame, int]:
+    "Remove test pairs that occur among the training pairs (identical, and reversed when `reverse`); returns (kept, number removed)."
     seen = set(zip(train.gene_a, train.gene_b))
+    if reverse: seen |= set(zip(train.gene_b, train.gene_a))
     keep = np.array([(a, b) not in seen for a, b in zip(test.gene_a, test.gene_b)], dtype=bool)
     return test[keep].reset_index(drop=True), int((~keep).sum())
 
-def lodo_split(model:ScGPT, source:tuple=('hESC', 'STRING', 500), tests:pd.DataFrame|None=None,
-               ratio:float=1, seed:int=0, max_pos:int|None=None,
-               universe:str='balanced', # 'balanced': ratio:1 sampled negatives; 'beeline': every directed TF -> gene pair of a test set
+def rebalance(pairs:pd.DataFrame, # labelled pairs (shuffled)
+              ratio:float, # wanted negatives per positive
+             ) -> pd.DataFrame:
+    "Keep the first rows of each class so that #negatives = round(ratio × #positives) exactly (positives cut if negatives are short)."
+    pos, neg = pairs[pairs.label == 1], pairs[pairs.label == 0]
+    n_pos = min(len(pos), int(np.floor(len(neg) / ratio + 1e-9)))
+    n_neg = int(round(ratio * n_pos))
+    return pd.concat([pos.iloc[:n_pos], neg.iloc[:n_neg]]).sort_index().reset_index(drop=True)
+
+def lodo_test_pairs(d:BeelineData, # the test set
+                    train:pd.DataFrame, # all training pairs (every source)
+                    ratio:float=1, # negatives per positive, exactly
+                    seed:int=0, # sampling seed
+                    max_pos:int|None=None, # cap positives (quick runs)
+                   ) -> tuple[pd.DataFrame, dict]:
+    "Test pairs of `d` without any training pair (either direction), at exactly `ratio` negatives per positive; and a report."
+    drawn = d.pairs(ratio * 1.25 + 0.25, seed, max_pos)  # a margin of negatives for those dropped as seen
+    kept, n_rm = drop_seen_pairs(drawn, train)
+    p = rebalance(kept, ratio)
+    cs = pd.Series(cold_start_class(train, p, directed=False)).value_counts(normalize=True)
+    return p, dict(removed_seen=n_rm, **{c: float(cs.get(c, 0.0)) for c in ('C1', 'C2', 'C3')})
+
+def lodo_split(model:ScGPT, # the frozen scFM
+               source=('hESC', 'STRING', 500), # training set(s): a (cell, network, size) tuple, a folder path, or a list of them
+               tests:pd.DataFrame|list|None=None, # test sets: `lodo_test_sets` rows, or a list of specs/folders (default: every other cell type)
+               ratio:float=1, # test N:P
+               seed:int=0, # sampling seed
+               max_pos:int|None=None, # cap positives per set (quick runs)
+               universe:str='balanced', # 'balanced': exact N:P sampled negatives; 'beeline': every directed TF → gene pair of a test set
+               train_ratio:float=1, # training N:P
               ) -> dict:
-    "`dict(train=(BeelineData, pairs), tests=[(BeelineData, pairs, n_removed), ...])` for a leave-one-dataset-out run."
-    src = BeelineData(model, *source)
-    tr = src.pairs(1, seed, max_pos)
-    tests = lodo_test_sets(source) if tests is None else tests
+    "`dict(train=[(BeelineData, pairs), ...], tests=[(BeelineData, pairs, report), ...])` for a leave-one-dataset-out run."
+    train = [(d, d.pairs(train_ratio, seed, max_pos)) for d in (beeline_data(model, s) for s in _specs(source))]
+    all_tr = pd.concat([p for _, p in train], ignore_index=True)
+    if tests is None: tests = lodo_test_sets(source)
+    specs = [(r.cell, r.network, int(r.size)) for r in tests.itertuples()] if isinstance(tests, pd.DataFrame) else list(tests)
     out = []
-    for r in tests.itertuples():
-        d = BeelineData(model, r.cell, r.network, int(r.size))
-        p, n_rm = drop_seen_pairs(d.pairs(ratio, seed, max_pos) if universe == 'balanced' else all_tf_pairs(d), tr)
-        out.append((d, p, n_rm))
-    return dict(train=(src, tr), tests=out)
+    for s in specs:
+        d = beeline_data(model, s)
+        if universe == 'balanced': p, rep = lodo_test_pairs(d, all_tr, ratio, seed, max_pos)
+        else:
+            p, n_rm = drop_seen_pairs(all_tf_pairs(d), all_tr)
+            cs = pd.Series(cold_start_class(all_tr, p)).value_counts(normalize=True)
+            rep = dict(removed_seen=n_rm, **{c: float(cs.get(c, 0.0)) for c in ('C1', 'C2', 'C3')})
+        out.append((d, p, rep))
+    return dict(train=train, tests=out)
 
 # %% ../nbs/31_ugrn.ipynb #9125c383
+CONTROLS = ('degree', 'node_identity', 'input_similarity', 'random')
+
 def _subsample_ratio(p:pd.DataFrame, r:float) -> np.ndarray:
-    "Row mask keeping every positive and the first `r`× as many negatives (pairs come shuffled, so this is random)."
-    y = p.label.to_numpy(); keep = y == 1
-    neg = np.flatnonzero(y == 0)[:int(round(r * keep.sum()))]
-    keep[neg] = True
+    "Row mask keeping the first rows of each class at exactly `r` negatives per positive (pairs come shuffled)."
+    y = p.label.to_numpy()
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    n_pos = min(len(pos), int(np.floor(len(neg) / r + 1e-9)))
+    keep = np.zeros(len(y), bool); keep[pos[:n_pos]] = True; keep[neg[:int(round(r * n_pos))]] = True
     return keep
 
-def lodo_benchmark(model:ScGPT, source:tuple=('hESC', 'STRING', 500), tests:pd.DataFrame|None=None,
-                   methods:Sequence[str]=METHODS,
-                   ratio:float|Sequence[float]=1, # negatives per positive in the test sets; a list: pairs drawn once at the largest, subsampled per ratio
-                   seed:int=0, epochs:int=50,
+def lodo_benchmark(model:ScGPT, # the frozen scFM
+                   source=('hESC', 'STRING', 500), # training set(s): tuple, folder path, or a list of them (multi-source)
+                   tests:pd.DataFrame|list|None=None, # test sets (see `lodo_split`)
+                   methods:Sequence[str]=METHODS, # feature methods (see `METHODS`, `EXTRA_METHODS`)
+                   ratio:float|Sequence[float]=1, # test N:P; a list: pairs drawn once at the largest, subsampled exactly per ratio
+                   seed:int=0, # sampling, projectors, controls
+                   epochs:int=50, # projector epochs
                    max_pos:int|None=None, # cap positives per set (quick runs)
-                   bank_kw:dict|None=None, progress:bool=True,
+                   bank_kw:dict|None=None, # `FeatureBank` settings (n_values, n_bases, gdt_reading, ...)
+                   progress:bool=True, # tqdm over test sets
                    universe:str='balanced', # 'beeline': test on all TF -> gene pairs, adding BEELINE's metrics (auprc_all, density, epr)
-                  ) -> pd.DataFrame:
-    "Train each method's projector on `source`, test on every other set: one row per (test set, method[, ratio]) with binary metrics."
+                   train_ratio:float=1, # training N:P
+                   controls:bool=True, # score the controls of `genenet.evaluate.pair_controls` on the same test pairs
+                   return_scores:bool=False, # also return [(BeelineData, test pairs, scores DataFrame incl. controls), ...]
+                  ) -> pd.DataFrame|tuple:
+    "Train `UgrnModel` on `source`, test on every other set: one row per (test set, method or control[, ratio]) with binary metrics."
     ratios = list(ratio) if np.ndim(ratio) else [ratio]
-    sp = lodo_split(model, source, tests, max(ratios), seed, max_pos, universe)
-    src, tr = sp['train']; bank_kw = bank_kw or {}
-    sb = src.bank(model, seed=seed, **bank_kw)
-    projs, notes = {}, {}
-    for m in methods:
-        if m in TRAINED:
-            if m in NEEDS_EXPRESSION and not src.has_expression: notes[m] = f'source {src.name} has no expression'; continue
-            projs[m] = train_projector(sb.features(tr, m), tr.label.to_numpy(), epochs=epochs, seed=seed)
-    rows = []
-    for d, p, n_rm in tqdm(sp['tests'], desc='test sets', disable=not progress):
-        tb = d.bank(model, seed=seed, **bank_kw)
-        logit = {}
-        for m in methods:
-            row = dict(cell=d.cell, network=d.network, size=d.size, species=d.species, method=m, removed_seen=n_rm, note='')
-            if m in NEEDS_EXPRESSION and not d.has_expression: row['note'] = 'no expression'
-            elif m in notes: row['note'] = notes[m]
-            elif m == 'Ens':
-                if not {'VVP', 'GDT'} <= set(logit): row['note'] = 'needs VVP and GDT'
-                else: s = (logit['VVP'] + logit['GDT']) / 2
-            elif m in ZERO_SHOT: s = tb.features(p, m)
-            else: s = logit[m] = projector_logits(projs[m], tb.features(p, m))
+    sp = lodo_split(model, source, tests, max(ratios), seed, max_pos, universe, train_ratio)
+    um = UgrnModel(model, methods, epochs=epochs, seed=seed, bank_kw=bank_kw).fit(sp['train'])
+    rows, kept = [], []
+    arrays = [m for m in um._trained() + [m for m in methods if m in ZERO_SHOT] if m != 'Baseline-Emb']
+    for d, p, rep in tqdm(sp['tests'], desc='test sets', disable=not progress):
+        if max_pos is None:  # all pairs: every gene of the context, so sets that share genes and expression share the arrays
+            um.bank(d).prepare(d.ctx.genes, [m for m in arrays if d.X is not None or m not in NEEDS_EXPRESSION])
+        s = um.predict(p, d)
+        cols = [(m, 'method', s[m].to_numpy()) for m in methods]
+        if controls: cols += [(c, 'control', v.to_numpy()) for c, v in um.controls(p).items()]
+        if return_scores: kept.append((d, p, pd.DataFrame({m: v for m, _, v in cols}, index=p.index)))
+        for m, kind, v in cols:
+            note = '' if np.isfinite(v).all() else ('no expression' if m in NEEDS_EXPRESSION and d.X is None else um.notes.get(m, 'no value'))
+            row = dict(cell=d.cell, network=d.network, size=d.size, species=d.species, method=m, kind=kind, note=note,
+                       n_train=len(um.train_pairs), **rep)
             for r in ratios:
-                rr = dict(row, ratio=r) if len(ratios) > 1 else dict(row)
-                if not row['note']:
+                rr = dict(row, ratio=r)
+                if not note:
                     k = _subsample_ratio(p, r) if len(ratios) > 1 else np.ones(len(p), bool)
-                    rr |= binary_metrics(p.label.to_numpy()[k], np.asarray(s)[k])
-                    if universe == 'beeline': rr |= beeline_metrics(p.label.to_numpy(), np.asarray(s))
+                    rr |= binary_metrics(p.label.to_numpy()[k], v[k])
+                    if universe == 'beeline': rr |= beeline_metrics(p.label.to_numpy(), v)
                 rows.append(rr)
-    return pd.DataFrame(rows)
+    return (pd.DataFrame(rows), kept) if return_scores else pd.DataFrame(rows)
 
 # %% ../nbs/31_ugrn.ipynb #a280cb25
-def early_precision_ratio(y_true, y_score) -> float:
+def early_precision_ratio(y_true, # 0/1 labels
+                          y_score, # scores, higher = more likely an edge
+                         ) -> float:
     "BEELINE's EPR: precision in the top-k scores (k = #positives) divided by the positive rate."
     y, s = np.asarray(y_true).astype(int), np.asarray(y_score, float)
     k = int(y.sum())
@@ -390,7 +691,8 @@ def early_precision_ratio(y_true, y_score) -> float:
     top = np.argsort(-s, kind='stable')[:k]
     return float(y[top].mean() / y.mean())
 
-def all_tf_pairs(d:BeelineData) -> pd.DataFrame:
+def all_tf_pairs(d:BeelineData, # a BEELINE set
+                ) -> pd.DataFrame:
     "Every directed TF → gene pair of a set (no self-pairs) with its label: BEELINE's evaluation universe."
     tf = np.repeat(d.tfs, len(d.ctx.genes)); g = np.tile(d.ctx.genes, len(d.tfs))
     p = pd.DataFrame({'gene_a': tf, 'gene_b': g}); p = p[p.gene_a != p.gene_b]
@@ -398,7 +700,9 @@ def all_tf_pairs(d:BeelineData) -> pd.DataFrame:
     p['label'] = [int((a, b) in e) for a, b in zip(p.gene_a, p.gene_b)]
     return p.reset_index(drop=True)
 
-def beeline_metrics(y_true, y_score) -> dict:
+def beeline_metrics(y_true, # 0/1 labels over all TF -> gene pairs
+                    y_score, # scores
+                   ) -> dict:
     "AUPRC over all TF → gene pairs, its random level (density), AUPRC ratio and EPR."
     m = binary_metrics(y_true, y_score)
     dens = float(np.mean(y_true))

@@ -57,7 +57,7 @@ def test_fetch_uses_injected_downloader_and_archive_member(isolated):
 def test_fetch_offline_and_derived_errors(isolated):
     def offline(url, output_file, pooch): raise OSError('Network is unreachable')
     d = D.Dataset('x', 'x.txt', 'https://example.org/x.txt', '0'*64)
-    with pytest.raises(ConnectionError, match='Offline'): D.fetch('x', downloader=offline, registry={'x': d})
+    with pytest.raises(ConnectionError, match='no network'): D.fetch('x', downloader=offline, registry={'x': d})
     gone = D.Dataset('gone', 'gone.txt', (isolated/'missing.txt').as_uri(), '0'*64)
     with pytest.raises(ConnectionError, match='gone'): D.fetch('gone', registry={'gone': gone})
     with pytest.raises(FileNotFoundError, match='derived'): D.fetch('string')  # a conversion: cannot be rebuilt
@@ -68,9 +68,10 @@ def test_registry_entries_are_complete():
     assert sum(d.in_mirror for d in D.REGISTRY.values()) == 238
     for d in D.REGISTRY.values():
         assert d.url.startswith(('https://', 'http://')), d
-        if d.in_mirror: assert d.sha256 and len(d.sha256) == 64, d
-        assert d.kind in ('direct', 'archive', 'derived')
+        if d.in_mirror: assert d.sha256 and len(d.sha256) == 64 and d.size > 0, d
         if d.kind == 'archive' and d.in_mirror: assert d.url_sha256 and d.content_sha256
+    kinds = pd.Series([d.kind for d in D.REGISTRY.values()]).value_counts().to_dict()
+    assert kinds == {'direct': 230, 'derived': 8, 'archive': 4}, kinds
 
 
 # ---------------------------------------------------------------- the mirror
@@ -79,7 +80,8 @@ def test_mirror_fully_registered_and_verified(root):
     files = {str(p.relative_to(root)) for p in root.rglob('*') if p.is_file() and p.name != 'SOURCES.md'}
     assert files == {d.relpath for d in D.REGISTRY.values() if d.in_mirror}
     v = D.verify_all()
-    assert v.present.all() and v.ok.all(), v[~v.ok]
+    assert list(v.columns) == ['name', 'status', 'path', 'detail'] and len(v) == len(D.REGISTRY)
+    assert v.status.value_counts().to_dict() == {'ok': 238, 'not mirrored (optional)': 4}, v[v.status != 'ok']
 
 
 def test_beeline_table(root):
@@ -170,7 +172,7 @@ def test_ncbi(root):
 
 def test_gene_tasks(root):
     want = dict(DosageSensitivity=285, BivalentVsLys4=167, BivalentVsNonMethylated=129, Tf_range=157,
-                TF_target_type=3143, solubility=1437, combined_solubility=1964, phastcons=30_997, subcellular_location=8597)
+                TF_target_type=3143, solubility=1437, combined_solubility=1964, phastcons=30_992, subcellular_location=8597)
     assert set(want) == set(D.GENE_TASKS)
     for t, n in want.items():
         df = D.load_gene_task(t)
@@ -240,3 +242,168 @@ def test_not_mirrored_loaders_on_tiny_files(tmp_path):
     g = D.load_gears_go(tmp_path/'go.csv', genes=['B', 'C'])
     assert g[['source', 'target']].values.tolist() == [['B', 'C']] and np.isclose(g.importance[0], 0.1)
     with pytest.raises(ValueError): D.load_replogle_bulk('hek293')
+
+
+# ---------------------------------------------------------------- the registry is data (genenet/assets/datasets.csv)
+
+def test_registry_asset_loader(tmp_path):
+    reg = D.load_registry()
+    assert reg == D.REGISTRY and all(isinstance(d.size, (int, type(None))) for d in reg.values())
+    assert reg['go'].kind == 'archive' and reg['string'].kind == 'derived' and not reg['gears_go'].in_mirror
+    src = (Path(D.__file__).parent/'assets'/'datasets.csv').read_text()
+    header, first = src.splitlines()[:2]
+    (tmp_path/'dup.csv').write_text(f'{header}\n{first}\n{first}\n')
+    with pytest.raises(ValueError, match='listed twice'): D.load_registry(tmp_path/'dup.csv')
+    (tmp_path/'extra.csv').write_text(f'{header},colour\n{first},red\n')
+    with pytest.raises(ValueError, match='unknown registry columns'): D.load_registry(tmp_path/'extra.csv')
+
+
+# ---------------------------------------------------------------- integrity: fault injection on copies under tmp dirs
+
+@pytest.fixture
+def farm(tmp_path, monkeypatch, root):
+    "A data root of symlinks to the real mirror (GENENET_DATA), an empty download folder and a fresh cache."
+    monkeypatch.setenv('GENENET_DATA', str(tmp_path/'farm'))
+    monkeypatch.setenv('GENENET_CACHE', str(tmp_path/'cache'))
+    monkeypatch.setattr(D, 'download_root', lambda: tmp_path/'downloads')
+    monkeypatch.setattr(D, '_MEMO', None)
+    def link(*names):
+        for n in names:
+            rel = D.REGISTRY[n].relpath
+            (tmp_path/'farm'/rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path/'farm'/rel).symlink_to(root/rel)
+        return tmp_path/'farm'
+    def damage(name, how):
+        "Replace the link of `name` by a damaged copy: 'truncate' (first 60%) or 'flip' (one byte changed, same size)."
+        p = tmp_path/'farm'/D.REGISTRY[name].relpath
+        b = bytearray((root/D.REGISTRY[name].relpath).read_bytes())
+        p.unlink()
+        if how == 'truncate': b = b[:int(len(b)*0.6)]
+        else: b[len(b)//2] ^= 0xFF
+        p.write_bytes(bytes(b))
+        return p
+    link.damage = damage
+    return link
+
+
+def test_truncated_label_is_refused_naming_dataset_file_and_remedy(farm):
+    k = 'beeline/STRING/mHSC-E/500'
+    farm(f'{k}/label', f'{k}/tf', f'{k}/target')
+    D._beeline_tables.cache_clear()
+    assert len(D.load_beeline('mHSC-E', 'STRING', 500, expression=False).edges) > 0  # intact: loads
+    p = farm.damage(f'{k}/label', 'truncate')
+    D._beeline_tables.cache_clear()
+    with pytest.raises(D.DataIntegrityError) as e: D.load_beeline('mHSC-E', 'STRING', 500, expression=False)
+    msg = str(e.value)
+    assert f'{k}/label' in msg and str(p) in msg and 'bytes, expected' in msg and f'genenet data fetch {k}/label' in msg
+    assert isinstance(e.value, ValueError) and D.verify(f'{k}/label') == 'mismatch' and D.verify(f'{k}/tf') == 'ok'
+    D._beeline_tables.cache_clear()
+
+
+@pytest.mark.parametrize('name, load', [('norman', lambda: D.load_norman()),
+                                        ('perturbqa/rpe1/de', lambda: D.load_perturbqa.__wrapped__('rpe1', 'de'))])
+def test_damaged_h5ad_and_gz_same_size(farm, name, load):
+    "A flipped byte keeps the size: the SHA-256 catches it before h5py / gzip raise a bare OSError / EOFError."
+    farm(name)
+    p = farm.damage(name, 'flip')
+    with pytest.raises(D.DataIntegrityError, match='SHA-256') as e: load()
+    assert name in str(e.value) and str(p) in str(e.value) and 'Remedy' in str(e.value)
+
+
+def test_unhashed_damaged_files_name_the_dataset(tmp_path):
+    "Files the registry cannot check (a user's own download) still fail with the dataset's name, not a raw EOFError/OSError."
+    (tmp_path/'bulk.h5ad').write_bytes(b'\x89HDF\r\n\x1a\n' + b'\0'*100)
+    with pytest.raises(D.DataIntegrityError, match='replogle_bulk/k562_essential'): D.load_replogle_bulk(path=tmp_path/'bulk.h5ad')
+    import gzip
+    good = gzip.compress(b'source,target,importance\n' + b'A,B,0.5\n'*5000)
+    (tmp_path/'go.csv.gz').write_bytes(good[:len(good)//2])
+    with pytest.raises(D.DataIntegrityError, match='gears_go'): D.load_gears_go(tmp_path/'go.csv.gz')
+
+
+def test_check_is_memoised_by_path_size_mtime(farm, monkeypatch):
+    farm('gene_task/Tf_range')
+    calls = []
+    real = D.sha256_file
+    monkeypatch.setattr(D, 'sha256_file', lambda p, *a: calls.append(p) or real(p, *a))
+    p = D.locate('gene_task/Tf_range')
+    assert len(calls) == 1
+    D.locate('gene_task/Tf_range'); D.fetch('gene_task/Tf_range')
+    assert len(calls) == 1                       # remembered in this process
+    memo = D.cache_dir('data')/'verified.json'
+    assert str(p) in __import__('json').loads(memo.read_text())
+    monkeypatch.setattr(D, '_MEMO', None)         # a new process reads the memo file
+    D.locate('gene_task/Tf_range')
+    assert len(calls) == 1
+    assert D.verify('gene_task/Tf_range') == 'ok' and len(calls) == 2  # verify rechecks by default
+    memo.write_text('{not json')                  # a damaged memo costs a re-hash, nothing else
+    monkeypatch.setattr(D, '_MEMO', None)
+    with pytest.warns(UserWarning, match='unreadable'): D.locate('gene_task/Tf_range')
+    assert len(calls) == 3
+    os_ = __import__('os'); st = p.stat()
+    os_.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9), follow_symlinks=True)  # touched: checked again
+    D.locate('gene_task/Tf_range')
+    assert len(calls) == 4
+
+
+def test_verify_all_statuses(farm, monkeypatch):
+    names = ['gene_task/Tf_range', 'gene_task/solubility', 'tfs/lambert2018', 'replogle_bulk/rpe1', 'gears_go']
+    farm('gene_task/Tf_range', 'gene_task/solubility')
+    farm.damage('gene_task/solubility', 'flip')
+    v = D.verify_all(names).set_index('name')
+    assert v.status.to_dict() == {'gene_task/Tf_range': 'ok', 'gene_task/solubility': 'mismatch', 'tfs/lambert2018': 'missing',
+                                  'replogle_bulk/rpe1': 'not mirrored (optional)', 'gears_go': 'not mirrored (optional)'}
+    assert 'SHA-256' in v.detail['gene_task/solubility'] and set(v.status) <= set(D.STATUSES)
+    # a downloaded copy of a dataset without a recorded checksum is 'unchecked'
+    dl = D.download_root()/D.REGISTRY['gears_go'].relpath
+    dl.parent.mkdir(parents=True); dl.write_text('source,target,importance\nA,B,0.5\n')
+    assert D.verify('gears_go') == 'unchecked' and D.locate('gears_go') == dl
+    with pytest.raises(FileNotFoundError, match='genenet data fetch tfs/lambert2018'): D.locate('tfs/lambert2018')
+    with pytest.raises(KeyError): D.verify('no-such-dataset')
+
+
+def test_fetch_without_network_is_a_clear_error(isolated):
+    "The real downloader, offline: a ConnectionError that says so, and no partial file left."
+    def no_dns(url, output_file, pooch): raise OSError("Failed to resolve 'plus.figshare.com'")
+    with pytest.raises(ConnectionError, match='no network') as e: D.fetch('replogle_bulk/rpe1', downloader=no_dns)
+    assert 'GENENET_DATA' in str(e.value) and not list(D.download_root().rglob('*.h5ad'))
+
+
+# ---------------------------------------------------------------- nothing executes code from data
+
+def test_no_pickle_in_the_package():
+    "No module of genenet imports pickle or loads torch files with weights_only=False."
+    import ast
+    for f in sorted(Path(D.__file__).parent.glob('*.py')):
+        tree = ast.parse(f.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                mods = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                assert not any(m.split('.')[0] in ('pickle', 'cPickle', 'dill', 'joblib') for m in mods), f'{f.name}:{node.lineno}'
+            if isinstance(node, ast.keyword) and node.arg == 'weights_only':
+                assert not (isinstance(node.value, ast.Constant) and node.value.value is False), f'{f.name}:{node.lineno}'
+            if isinstance(node, ast.keyword) and node.arg == 'allow_pickle':
+                assert not (isinstance(node.value, ast.Constant) and node.value.value is True), f'{f.name}:{node.lineno}'
+
+
+class _Boom:
+    "Unpickling this runs code: it writes a marker file."
+    def __init__(self, marker): self.marker = marker
+    def __reduce__(self): return (Path.write_text, (Path(self.marker), 'pwned'))
+
+
+def test_planted_pickle_in_the_cache_is_never_loaded(tmp_path, monkeypatch, root):
+    import pickle, shutil
+    from genenet.core import cache_dir, user_cache_root
+    real_cache = cache_dir('data')
+    monkeypatch.setenv('GENENET_CACHE', str(tmp_path/'cache'))
+    marker = tmp_path/'marker.txt'
+    d = cache_dir('data')
+    key = f'go_{D.REGISTRY["go"].sha256[:16]}_{(root/D.REGISTRY["go"].relpath).stat().st_size}'
+    for name in (f'{key}.pkl', f'{key}.pickle', f'{key}.json', 'verified.pkl'):  # the old cache name, and junk under the new one
+        (d/name).write_bytes(pickle.dumps(_Boom(marker)))
+    D._go_graph.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match='rebuilt'): g = D.load_go()
+        assert g.number_of_nodes() == 45_013 and not marker.exists()
+        assert (d/f'{key}.json').read_bytes()[:1] == b'{'  # replaced by the JSON cache
+    finally: D._go_graph.cache_clear()

@@ -223,3 +223,241 @@ def test_split_fractions_and_stratification():
     assert abs(n['train'] - 0.64) < 0.05 and abs(n['test'] - 0.2) < 0.05, n
     with pytest.raises(ValueError): G.split_pairs(df, fractions=(0.5, 0.5, 0.5))
     with pytest.raises(ValueError): G.split_pairs(df, by='cell')
+
+
+# ---------------------------------------------------------------- missing values are never genes (issue 10)
+
+MISSING = ['nan', 'NaN', 'NA', 'N/A', '', '  ', None, pd.NA, pd.NaT, np.nan, np.float32('nan')]
+
+
+@pytest.mark.parametrize('x', MISSING, ids=repr)
+def test_missing_symbols_never_resolve(x):
+    assert G.is_missing_symbol(x)
+    assert SMALL.resolve(x) == (None, 'missing', [])
+    with pytest.warns(UserWarning, match='missing values'):
+        out, unk = G.normalise_symbols([x, 'TP53'], normaliser=SMALL, errors='keep')
+    assert out == [None, 'TP53'] and len(unk) == 1  # 'keep' keeps unknown strings, never a missing value
+
+
+def test_missing_symbols_real_table(root):
+    "'nan' is an NCBI alias of SCN11A and 'NA' of XK: as values they must stay missing."
+    norm = G.default_normaliser()
+    assert norm._alias.get('NAN') == ['SCN11A'] and norm._alias.get('NA') == ['XK']  # the trap is real
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        out, unk = G.normalise_symbols(['nan', 'NaN', 'NA', 'N/A', '', pd.NA, pd.NaT, np.float32('nan'), 'SCN11A', 'NAT'])
+    assert out == [None]*8 + ['SCN11A', 'BRD2'] and len(unk) == 8  # 'NAT' (upper case) is an alias of BRD2, not NaT
+    from genenet.data import load_gene_task
+    ph = load_gene_task('phastcons')
+    assert not ph.gene.map(G.is_missing_symbol).any() and ph.attrs['n_missing_gene'] == 5
+    assert not ph.gene.str.lower().isin(['nan', 'na', '']).any()
+
+
+# ---------------------------------------------------------------- MyGene cache: a corrupt entry is asked again
+
+@pytest.mark.parametrize('junk', [b'\xff\xfe\x00', b'{"value": ', b'[1, 2]', b'{"value": 3}'])
+def test_mygene_corrupt_entry_is_requeried(tmp_path, junk):
+    fake, cache = FakeMyGene(), DiskCache(tmp_path/'mg')
+    G.mygene_summaries(['A'], client=fake, cache=cache)
+    cache._file(cache.key('mygene', 'summary', 'human', 'A')).write_bytes(junk)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        got = G.mygene_summaries(['A'], client=fake, cache=cache)
+    assert got == {'A': 'summary of A'} and fake.calls == [['A'], ['A']]
+    assert G.mygene_summaries(['A'], client=fake, cache=cache) == {'A': 'summary of A'} and len(fake.calls) == 2  # repaired
+
+
+# ---------------------------------------------------------------- balanced_pairs: bad input, sampling protocols
+
+POS = pd.DataFrame({'gene_a': ['a', 'b', 'c'], 'gene_b': ['b', 'c', 'd']})
+
+
+@pytest.mark.parametrize('kw, err, msg', [
+    (dict(ratio=0), ValueError, 'ratio'), (dict(ratio=-1), ValueError, 'ratio'), (dict(ratio=float('nan')), ValueError, 'ratio'),
+    (dict(ratio=float('inf')), ValueError, 'ratio'), (dict(ratio='two'), TypeError, 'ratio'),
+    (dict(genes='abcdef'), TypeError, 'one string'), (dict(genes=['a', 'b', 'c', 'd', np.nan]), ValueError, 'missing'),
+    (dict(genes=list('abcdef'), sources='a'), TypeError, 'one string'), (dict(negatives='random'), ValueError, 'negatives'),
+])
+def test_balanced_pairs_bad_arguments(kw, err, msg):
+    with pytest.raises(err, match=msg): G.balanced_pairs(POS, **{'genes': list('abcdef'), **kw})
+
+
+@pytest.mark.parametrize('pos, msg', [
+    (pd.DataFrame({'gene_a': ['a', 'NA'], 'gene_b': ['b', 'c']}), 'missing gene'),
+    (pd.DataFrame({'gene_a': ['a', None], 'gene_b': ['b', 'c']}), 'missing gene'),
+    (pd.DataFrame({'gene_a': ['a', 'c'], 'gene_b': ['b', 'c']}), 'self-pairs'),
+])
+def test_balanced_pairs_bad_positives(pos, msg):
+    with pytest.raises(ValueError, match=msg): G.balanced_pairs(pos, list('abcdef'))
+
+
+@settings(max_examples=80, deadline=None)
+@given(graphs(), st.sampled_from([0.5, 1, 2]), st.integers(0, 10_000), st.integers(1, 6), st.integers(1, 6))
+def test_balanced_pairs_sources_targets(g, ratio, seed, ns, nt):
+    "Restricted negatives: gene_a in sources, gene_b in targets, never a positive, never repeated."
+    genes, pos, exc = g
+    assume(pos)
+    posdf = pd.DataFrame(pos, columns=['gene_a', 'gene_b'])
+    src, tgt = genes[:ns], genes[-nt:]
+    try: bp = G.balanced_pairs(posdf, genes, ratio=ratio, directed=True, seed=seed, sources=src, targets=tgt)
+    except ValueError as e:
+        assert 'not enough non-edges' in str(e)
+        eligible = {(a, b) for a in src for b in tgt if a != b} - set(pos)
+        assert len(eligible) < int(round(ratio*len(set(pos))))
+        return
+    neg = bp[bp.label == 0]
+    assert set(neg.gene_a) <= set(src) and set(neg.gene_b) <= set(tgt)
+    keys = list(zip(neg.gene_a, neg.gene_b))
+    assert len(set(keys)) == len(keys) and not set(keys) & set(pos) and (neg.gene_a != neg.gene_b).all()
+
+
+def test_sources_uniform_undirected():
+    "Undirected, restricted to sources: each eligible unordered pair is drawn equally often."
+    pos = pd.DataFrame({'gene_a': ['a'], 'gene_b': ['b']})
+    counts = {}
+    for seed in range(1200):
+        bp = G.balanced_pairs(pos, list('abcde'), seed=seed, sources=['a', 'c'])
+        (k,) = _und(bp[bp.label == 0]); counts[k] = counts.get(k, 0) + 1
+    # pairs touching a or c, minus the positive {a, b}: ac, ad, ae, cb, cd, ce
+    assert set(counts) == {frozenset(p) for p in ['ac', 'ad', 'ae', 'cb', 'cd', 'ce']}
+    c = np.array(list(counts.values()))
+    assert ((c - 200)**2/200).sum() < 20.5  # chi-square, 5 d.o.f., p = 0.001
+
+
+def _string_pairs(min_score=900):
+    from genenet.data import load_string
+    st_ = load_string(min_score)[['gene_a', 'gene_b']]
+    return st_, sorted(set(st_.gene_a) | set(st_.gene_b))
+
+
+def _degree_auc(bp, directed=False, seed=0):
+    "Test ROC-AUC of the degree control: log-degree sum from the training positives only."
+    from sklearn.metrics import roc_auc_score
+    sp = G.split_pairs(bp, seed=seed, directed=directed)
+    tr = sp['train'][sp['train'].label == 1]
+    deg = pd.concat([tr.gene_a, tr.gene_b]).value_counts()
+    te = sp['test']
+    score = np.log1p(te.gene_a.map(deg).fillna(0)) + np.log1p(te.gene_b.map(deg).fillna(0))
+    return roc_auc_score(te.label, score)
+
+
+def test_degree_matched_negatives_defeat_the_degree_control(root):
+    "On STRING (score >= 900), uniform negatives let node degree alone score ~0.86; degree-matched ones bring it to chance."
+    st_, genes = _string_pairs(900)
+    uni = G.balanced_pairs(st_, genes, seed=0)
+    dm = G.balanced_pairs(st_, genes, negatives='degree_matched', seed=0)
+    assert _degree_auc(uni) > 0.8                      # the shortcut this protocol removes
+    assert abs(_degree_auc(dm) - 0.5) < 0.05, _degree_auc(dm)
+    assert dm.label.sum() == len(dm) - dm.label.sum()  # balanced
+    und = lambda d: set(map(frozenset, d[['gene_a', 'gene_b']].itertuples(index=False)))
+    assert not und(dm[dm.label == 0]) & und(st_)       # negatives are non-edges
+    dp = pd.concat([st_.gene_a, st_.gene_b]).value_counts()
+    neg = dm[dm.label == 0]
+    dn = pd.concat([neg.gene_a, neg.gene_b]).value_counts().reindex(dp.index, fill_value=0)
+    assert np.corrcoef(dp, dn)[0, 1] > 0.98            # each gene keeps (about) its degree
+
+
+def test_role_matched_ksr_defeats_the_kinase_rule(root):
+    "KSR: with uniform negatives 'gene_a is a kinase' scores high; with role-matched ones it is at chance."
+    from sklearn.metrics import roc_auc_score
+    from genenet.data import load_kinase_substrate
+    ks = load_kinase_substrate('phosphonetworks')
+    pos = ks.rename(columns={'kinase': 'gene_a', 'substrate': 'gene_b'})[['gene_a', 'gene_b']]
+    pos = pos[pos.gene_a != pos.gene_b]  # autophosphorylation: a self-pair is not a pair task
+    kinases = set(pos.gene_a) | set(load_kinase_substrate('psp_elm_hprd').kinase)  # any known kinase
+    genes = sorted(set(pos.gene_a) | set(pos.gene_b))
+    rule = lambda bp: roc_auc_score(bp.label, bp.gene_a.isin(kinases).astype(float))
+    uni = G.balanced_pairs(pos, genes, directed=True, seed=0)
+    rm = G.balanced_pairs(pos, genes, directed=True, seed=0, negatives='role_matched')
+    assert rule(uni) > 0.7, rule(uni)
+    assert abs(rule(rm) - 0.5) < 0.05, rule(rm)
+    neg = rm[rm.label == 0]
+    assert set(neg.gene_a) <= set(pos.gene_a) and set(neg.gene_b) <= set(pos.gene_b)
+    assert not set(zip(neg.gene_a, neg.gene_b)) & set(zip(pos.gene_a, pos.gene_b))
+
+
+@settings(max_examples=60, deadline=None)
+@given(graphs(), st.sampled_from([0.5, 1, 2]), st.booleans(), st.integers(0, 10_000))
+def test_degree_matched_properties(g, ratio, directed, seed):
+    genes, pos, exc = g
+    assume(pos)
+    posdf = pd.DataFrame(pos, columns=['gene_a', 'gene_b'])
+    try: bp = G.balanced_pairs(posdf, genes, ratio=ratio, exclude=exc, directed=directed, seed=seed, negatives='degree_matched')
+    except ValueError as e:
+        assert 'degree-matched' in str(e); return
+    neg = bp[bp.label == 0]
+    assert len(neg) == int(round(ratio*len(posdf))) and (neg.gene_a != neg.gene_b).all()
+    ends = set(posdf.gene_a) | set(posdf.gene_b)
+    assert set(neg.gene_a) | set(neg.gene_b) <= ends  # only the positives' genes, re-paired
+    forb = {tuple(p) if directed else frozenset(p) for p in pos + exc}
+    keys = [(a, b) if directed else frozenset((a, b)) for a, b in zip(neg.gene_a, neg.gene_b)]
+    assert len(set(keys)) == len(keys) and not set(keys) & forb
+
+
+# ---------------------------------------------------------------- cold-start classes and splits
+
+def test_cold_start_class_small():
+    train = pd.DataFrame({'gene_a': ['a', 'b', 'x'], 'gene_b': ['b', 'c', 'y'], 'label': [1, 1, 0]})
+    test = pd.DataFrame({'gene_a': ['a', 'a', 'x', 'c'], 'gene_b': ['c', 'z', 'y', 'a']})
+    assert list(G.cold_start_class(train, test)) == ['C1', 'C2', 'C3', 'C1']  # x, y occur only in a training negative
+    assert list(G.cold_start_class(train, test, directed=True)) == ['C1', 'C2', 'C3', 'C3']  # c never a gene_a, a never a gene_b
+
+
+@settings(max_examples=60, deadline=None)
+@given(pair_tables(), st.sampled_from(G.COLD_START), st.integers(0, 1000))
+def test_cold_start_split_properties(df, mode, seed):
+    sp = G.cold_start_split(df, mode=mode, seed=seed)
+    for nm in ('valid', 'test'): assert (G.cold_start_class(sp['train'], sp[nm]) == mode).all()
+    assert sum(len(sp[k]) for k in ('train', 'valid', 'test')) + len(sp['train'].attrs['dropped']) == len(df)
+
+
+def test_c3_test_pairs_share_no_gene_with_training_positives(root):
+    st_, genes = _string_pairs(900)
+    bp = G.balanced_pairs(st_, genes, seed=0)
+    sp = G.cold_start_split(bp, mode='C3', seed=0)
+    tr = sp['train'][sp['train'].label == 1]
+    seen = set(tr.gene_a) | set(tr.gene_b)
+    test_genes = set(sp['test'].gene_a) | set(sp['test'].gene_b)
+    assert len(sp['test']) > 1000 and not seen & test_genes
+    assert 0.3 < sp['test'].label.mean() < 0.7
+    c2 = G.cold_start_split(bp, mode='C2', seed=0)
+    tr2 = c2['train'][c2['train'].label == 1]; seen2 = set(tr2.gene_a) | set(tr2.gene_b)
+    assert len(c2['test']) > 1000 and (c2['test'].gene_a.isin(seen2).astype(int) + c2['test'].gene_b.isin(seen2)).eq(1).all()
+
+
+# ---------------------------------------------------------------- load_pairs: a user's own gold standard
+
+def test_load_pairs_ragged_entrez_and_reasons(tmp_path, root):
+    f = tmp_path/'gold.tsv'
+    f.write_text('# my screen\n'
+                 'protein1\tprotein2\tscore\n'
+                 'TP53\tMDM2\t0.9\textra\tfields\there\n'     # ragged: trailing columns
+                 '7157\t1017\n'                              # Entrez ids: TP53, CDK2
+                 'her2\tGRB2\t0.5\n'                         # an alias, lower case
+                 'NA\tEGFR\t0.2\n'                           # a missing value, not the XK alias
+                 'AAC1\tEGFR\n'                              # ambiguous alias
+                 'NOT_A_GENE\tEGFR\n'
+                 '99999999\tEGFR\n'                          # unknown Entrez id
+                 'EGFR\n'                                    # too few columns
+                 'EGFR\tegfr\n'                              # a self-pair after normalisation
+                 'TP53\tMDM2\n')                             # duplicate
+    with pytest.warns(UserWarning, match='dropped 7 of 10'):
+        lp = G.load_pairs(f)
+    assert lp[['gene_a', 'gene_b']].values.tolist() == [['TP53', 'MDM2'], ['TP53', 'CDK2'], ['ERBB2', 'GRB2']]
+    assert lp.attrs['dropped'].reason.tolist() == ['missing gene', 'ambiguous alias', 'unknown symbol', 'unknown Entrez id',
+                                                   'too few columns', 'self-pair', 'duplicate']
+    assert list(lp.attrs['dropped'].columns) == ['gene_a', 'gene_b', 'reason']
+
+
+def test_load_pairs_csv_gz_columns_label(tmp_path, root):
+    import gzip
+    f = tmp_path/'pairs.csv.gz'
+    with gzip.open(f, 'wt') as fh: fh.write('id,src,dst,label\n1,TP53,MDM2,1\n2,KMT2A,MLL,0\n3,SOX2,POU5F1,1,note\n')
+    with pytest.warns(UserWarning, match='self-pair'):
+        lp = G.load_pairs(f, columns=['src', 'dst'])
+    assert lp.values.tolist() == [['TP53', 'MDM2', 1], ['SOX2', 'POU5F1', 1]] and lp.label.dtype.kind == 'i'
+    g = tmp_path/'noheader.txt'; g.write_text('x TP53 MDM2\ny Sox2 Pou5f1\n')
+    lp2 = G.load_pairs(g, sep=r'\s+', columns=[1, 2], species='mouse')
+    assert lp2[['gene_a', 'gene_b']].values.tolist() == [['TP53', 'MDM2'], ['SOX2', 'POU5F1']] and not len(lp2.attrs['dropped'])
+    with pytest.raises(ValueError, match='not in the header'): G.load_pairs(f, columns=['a', 'b'])
+    with pytest.raises(FileNotFoundError): G.load_pairs(tmp_path/'none.tsv')

@@ -13,6 +13,7 @@ from genenet.core import data_root
 from genenet.models import OFFLINE_MODELS, offline_model_available
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.xdist_group('install')   # one worker builds the wheel once
 
 
 @pytest.fixture(scope='module')

@@ -20,6 +20,7 @@ CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 ARTEFACTS = ROOT/'runs'/'lab-test'
 # the tutorial executed through the server: the evaluation layer's worked example (toy controls, a leak audit, a figure)
 TUTORIAL = os.environ.get('GENENET_LAB_TUTORIAL', 'nbs/04b_evaluate.ipynb')
+pytestmark = pytest.mark.xdist_group('lab')   # one worker, one server
 SKIP_FLAGS = ('#| slow', '#| notest', '#| gpu', '#|slow', '#|notest', '#|gpu')
 
 

