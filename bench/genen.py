@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genenet import genen as G
+from genenet import genen as G, genen_gnn as GN
 
 
 def epoch_times(model, data, idx, y, epochs):
@@ -64,11 +64,11 @@ def main():
     for name, kw in configs:
         if a.skip_gat and kw.get('arch') == 'gat': continue
         if a.skip_edgelist and (kw.get('sparse') is False or kw.get('edge_weight') == 'learned'): continue
-        m = G.GenenGNN(384, 2, hidden=a.hidden, dropout=0.5, **kw)
+        m = GN.GenenGNN(384, 2, hidden=a.hidden, dropout=0.5, **kw)
         first, mean, sd = epoch_times(m, data, idx, y, a.epochs)
         rows.append((name, first, mean, sd)); print(f'{name:45s} first {first:6.2f} s   epoch {mean:6.2f} ± {sd:.2f} s', flush=True)
     torch.set_num_threads(1)
-    m = G.GenenGNN(384, 2, hidden=a.hidden, dropout=0.5)
+    m = GN.GenenGNN(384, 2, hidden=a.hidden, dropout=0.5)
     first, mean, sd = epoch_times(m, data, idx, y, a.epochs)
     rows.append(('GCN sparse CSR, 1 thread', first, mean, sd)); print(f"{'GCN sparse CSR, 1 thread':45s} first {first:6.2f} s   epoch {mean:6.2f} ± {sd:.2f} s")
     torch.set_num_threads(a.threads)

@@ -10,7 +10,7 @@ Sections (issue 14), each timed with the device synchronised and its peak memory
   bf16 on GPU. The cache's bytes per pair are reported beside it.
 * ugrn — VVP responses and GDT Jacobians of an scGPT-size model (d=512, 12 layers, 1,200 genes) through
   `genenet.ugrn.vvp_responses` / `gdt_jacobians`, on a subset of the sources, extrapolated to the whole set.
-* genen — full-graph GCN and GAT training epochs (`genenet.genen.GenenGNN`) on a random graph of the GO+PPI
+* genen — full-graph GCN and GAT training epochs (`genenet.genen_gnn.GenenGNN`) on a random graph of the GO+PPI
   size (43k nodes, 1M directed edges, 768-d text features).
 * text — text-embedding throughput (mean-pooled hidden states) of a BiomedBERT-base-shaped encoder for all
   genes (~20k texts) and GO terms (~43k), measured on a sample and extrapolated; plus gene texts through the
@@ -237,7 +237,7 @@ def bench_ugrn(dev, tiny):
 
 # ---------------------------------------------------------------- Genen
 def bench_genen(dev, tiny, epochs):
-    from genenet.genen import GenenGNN
+    from genenet.genen_gnn import GenenGNN
     N, E, D, C = (500, 3000, 32, 4) if tiny else (43000, 1_000_000, 768, 8)
     g = torch.Generator().manual_seed(0)
     a, b = torch.randint(0, N, (E//2,), generator=g), torch.randint(0, N, (E//2,), generator=g)

@@ -15,7 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from genenet.langpert import LangPert, CachedLLM, TransformersBackend, ReplayBackend
+from genenet.langpert import LangPert, CachedLLM, ReplayBackend
+from genenet.langpert_backends import TransformersBackend
 from genenet.langpert_eval import load_norman_k562, NORMAN_K562_CONTEXT
 
 

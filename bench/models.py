@@ -23,18 +23,18 @@ def main():
     args = ap.parse_args()
     hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
     torch.set_num_threads(1)   # shared cores: one thread avoids contention, same for both loads
-    from genenet import models
+    from genenet import models, model_files
     with tempfile.TemporaryDirectory(prefix='genenet-bench-') as d:
         os.environ['GENENET_CACHE'] = d
         t = time.perf_counter(); m, tok = models.load_causal_lm(args.model, device='cpu'); first = time.perf_counter() - t
         n = sum(p.numel() for p in m.parameters()); del m, tok
         cached = []
         for _ in range(args.repeats):
-            models._VERIFIED.clear()   # forget this process's verification: every load checks the stamp
+            model_files._VERIFIED.clear()   # forget this process's verification: every load checks the stamp
             t = time.perf_counter(); m, tok = models.load_causal_lm(args.model, device='cpu'); cached.append(time.perf_counter() - t)
             del m, tok
-        models._VERIFIED.clear()
-        t = time.perf_counter(); problem = models.check_stamp(models.converted_dir(args.model)); check = time.perf_counter() - t
+        model_files._VERIFIED.clear()
+        t = time.perf_counter(); problem = model_files.check_stamp(model_files.converted_dir(args.model)); check = time.perf_counter() - t
         assert problem is None, problem
     med = statistics.median(cached)
     print(f'model: {args.model} ({n/1e6:.0f}M parameters), device: cpu, torch threads: {torch.get_num_threads()}')

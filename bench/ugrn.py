@@ -11,8 +11,8 @@ labelled pair of the set; the batched path is timed on all of them. Both use the
 import argparse, time, warnings
 import numpy as np, pandas as pd, torch
 
-from genenet.scfm import pretrained_scfm
-from genenet import ugrn as U
+from genenet.scfm_pretrain import pretrained_scfm
+from genenet import ugrn as U, ugrn_lodo as L
 from genenet.metrics import binary_metrics
 
 
@@ -35,7 +35,7 @@ def main():
     if a.lodo: return lodo(model, a)
     print(f'scFM: genenet offline {a.model} (d={model.config["embsize"]}, {model.config["nlayers"]} layers); M={a.M}, T={a.T}, threads={a.threads}')
 
-    d = U.BeelineData(model, a.cell, a.network, a.size)
+    d = L.BeelineData(model, a.cell, a.network, a.size)
     pairs = d.pairs(1, 0)
     genes = sorted(set(pairs.gene_a) | set(pairs.gene_b))
     print(f'{d.name}: {len(d.ctx)} genes in context, {len(pairs)} labelled pairs (1:1), {len(genes)} distinct genes in pairs')
@@ -62,12 +62,12 @@ def main():
 
     if a.skip_table: return
     # the full VVP+GDT table for every BEELINE set (every labelled pair); gene contexts shared between networks are reused
-    sets = U.lodo_test_sets(source=('none', '', 0))
+    sets = L.lodo_test_sets(source=('none', '', 0))
     if a.table_sets: sets = sets.head(a.table_sets)
     t0, done, n_pairs, rows = time.perf_counter(), {}, 0, []
     for s in sets.itertuples():
         t = time.perf_counter()
-        d = U.BeelineData(model, s.cell, s.network, int(s.size))
+        d = L.BeelineData(model, s.cell, s.network, int(s.size))
         p = d.pairs(1, 0)
         key = tuple(d.ctx.genes)
         b = done.get(key) or d.bank(model, n_values=a.M, n_bases=a.T).prepare(d.ctx.genes, ['VVP', 'GDT'])  # every gene as source/target
@@ -83,16 +83,16 @@ def lodo(model, a):
     "hESC STRING TFs+500 -> each of `--cells` (STRING TFs+500): every method and control on the same exactly-1:1 test pairs."
     t0 = time.perf_counter()
     methods = ('Origin-Pert', 'Baseline-Emb', 'VVP', 'GDT', 'Ens')
-    src = U.BeelineData(model, 'hESC', 'STRING', 500); tr = src.pairs(1, 0, a.max_pos_train)
-    um = U.UgrnModel(model, methods, epochs=50, seed=0, bank_kw=dict(n_values=a.M, n_bases=a.T)).fit([(src, tr)])
+    src = L.BeelineData(model, 'hESC', 'STRING', 500); tr = src.pairs(1, 0, a.max_pos_train)
+    um = L.UgrnModel(model, methods, epochs=50, seed=0, bank_kw=dict(n_values=a.M, n_bases=a.T)).fit([(src, tr)])
     print(f'source {src.report}; {len(tr)} training pairs; fit {time.perf_counter()-t0:.0f}s', flush=True)
     rows = []
     for cell in a.cells.split(','):
-        d = U.BeelineData(model, cell, 'STRING', 500); p, rep = U.lodo_test_pairs(d, tr, 1, 0, a.max_pos_test)
+        d = L.BeelineData(model, cell, 'STRING', 500); p, rep = L.lodo_test_pairs(d, tr, 1, 0, a.max_pos_test)
         s, c = um.predict(p, d), um.controls(p)
         for m, v in list(s.items()) + list(c.items()):
             if np.isfinite(v).all():
-                rows.append(dict(test_set=d.name, method=m, kind='control' if m in U.CONTROLS else 'method', **rep,
+                rows.append(dict(test_set=d.name, method=m, kind='control' if m in L.CONTROLS else 'method', **rep,
                                  **binary_metrics(p.label.to_numpy(), v.to_numpy())))
         print(f'{d.name}: {len(p)} pairs, total {time.perf_counter()-t0:.0f}s', flush=True)
     r = pd.DataFrame(rows)

@@ -18,17 +18,19 @@ from nbdev.processors import (add_show_docs, populate_language, strip_ansi, hide
                               clean_show_doc, rm_export, ai_magics, clean_magics, hide_, add_links, strip_hidden_metadata)
 
 import genenet
+from . import _modidx
 from .core import repo_root, cache_dir, data_root, user_cache_root, atomic_write_text
+from .run_pages import latest_runs, repro_overview, repro_cells
 
 # %% auto #0
 __all__ = ['SECTIONS', 'TUTORIALS', 'site_notebooks', 'module_deps', 'package_hash', 'execute_notebook', 'execute_many',
-           'machine_paths', 'scrub', 'relink', 'to_page', 'latest_runs', 'run_table', 'broken_links', 'build_site']
+           'machine_paths', 'scrub', 'relink', 'to_page', 'broken_links', 'build_site']
 
 # %% ../nbs/07_docs.ipynb #f422eae6
 SECTIONS = {'tutorials': 'Tutorials', 'reproductions': 'Reproductions', 'api': 'API reference',
             'explanations': 'Explanations'}
 
-TUTORIALS = ('10_grasp', '20_langpert', '30_scfm', '31_ugrn', '40_genen')
+TUTORIALS = ('10_grasp', '20_langpert', '30b_scfm_pretrain', '32_ugrn_lodo', '43_genen_studies')
 
 def _section(rel:Path) -> str|None:
     if rel.parts[0].startswith(('_', '.')): return None
@@ -339,118 +341,6 @@ def to_page(d:dict, # an executed (or plain) notebook as a dict
                 language_info=dict(name='python'))
     return dict(cells=cells, metadata=meta, nbformat=4, nbformat_minor=5), dict(title=title, description=desc, anchors=set(anchors))
 
-# %% ../nbs/07_docs.ipynb #35c9b57c
-def _newest(paths) -> Path|None:
-    paths = sorted(paths, key=lambda p: p.stat().st_mtime)
-    return paths[-1] if paths else None
-
-def latest_runs(runs:str|Path|None, # folder `genenet reproduce` wrote to (searched recursively)
-               ) -> dict[str, dict]:
-    "`{notebook name: record}` for the newest run of each reproduction notebook under `runs` (with `executed`, `results`)."
-    if not runs or not Path(runs).is_dir(): return {}
-    runs = Path(runs)
-    recs = {}
-    for s in sorted(runs.rglob('summary.json'), key=lambda p: p.stat().st_mtime):
-        try: nbs = json.loads(s.read_text()).get('notebooks', [])
-        except (json.JSONDecodeError, AttributeError, OSError): continue
-        for r in nbs:
-            if isinstance(r, dict) and isinstance(r.get('name'), str): recs[r['name']] = dict(r, summary=s)
-    names = set(recs) | {p.stem for p in runs.rglob('*.ipynb') if p.parent.name == p.stem}
-    out = {}
-    for name in names:
-        r = dict(recs.get(name, {}), name=name)
-        ex = Path(r['executed']) if isinstance(r.get('executed'), str) and Path(r['executed']).is_file() else \
-             _newest([p for p in runs.rglob(f'{name}.ipynb') if p.parent.name == name])
-        r['executed'] = ex
-        od = Path(r['out_dir']) if isinstance(r.get('out_dir'), str) and Path(r['out_dir']).is_dir() else (ex.parent if ex else None)
-        r['out_dir'] = od
-        if not isinstance(r.get('results'), dict) and od and (od/'results.json').is_file():
-            try: r['results'] = json.loads((od/'results.json').read_text())
-            except json.JSONDecodeError: pass
-        out[name] = r
-    return out
-
-def _fmt(v) -> str:
-    if v is None: return '–'
-    if isinstance(v, bool): return str(v)
-    if isinstance(v, float): return f'{v:.4g}'
-    if isinstance(v, dict) and {'mean', 'sd'} <= set(v): return f"{_fmt(v['mean'])} ± {_fmt(v['sd'])}"
-    if isinstance(v, dict): return ', '.join(f'{k}: {_fmt(x)}' for k, x in v.items())
-    return str(v)
-
-def _paper_value(paper, metric:str):
-    "The paper's number(s) for `metric`: `paper` is `{metric: n}` or `{method: {metric: n}}`."
-    if not isinstance(paper, dict): return None
-    if metric in paper and not isinstance(paper[metric], dict): return paper[metric]
-    vals = {k: v[metric] for k, v in paper.items() if isinstance(v, dict) and metric in v}
-    for k in ('headline', 'values', 'metrics', 'numbers'):
-        if isinstance(paper.get(k), dict) and metric in paper[k]: return paper[k][metric]
-    return vals or None
-
-def _ci(row:dict, m:str) -> str:
-    v = row.get(m)
-    lo, hi = row.get(f'{m}_lo'), row.get(f'{m}_hi')
-    return _fmt(v) + (f' [{lo:.3g}, {hi:.3g}]' if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) else '')
-
-def _evaluation_table(ev:dict, paper) -> str:
-    "One evaluation (genenet.evaluate.evaluation): its protocol line and methods beside controls, with the paper's numbers."
-    e = html.escape
-    rows = [r for r in ev.get('table') or [] if isinstance(r, dict)]
-    metrics = [k for k in (rows[0] if rows else {}) if k not in ('method', 'kind') and not str(k).endswith(('_lo', '_hi'))]
-    proto = ev.get('protocol') if isinstance(ev.get('protocol'), dict) else {}
-    n = ev.get('n') if isinstance(ev.get('n'), dict) else {}
-    what = '; '.join(f'{k}: {_fmt(v)}' for k, v in proto.items() if v is not None and not isinstance(v, dict))
-    head = (f'<p><b>{e(str(ev.get("task", "")))}</b> — {e(what)}'
-            + (f'; n train {e(_fmt(n.get("train")))}, test {e(_fmt(n.get("test")))}' if n else '') + '</p>')
-    cols = ''.join(f'<th>{e(str(m))}</th>' for m in metrics)
-    body = []
-    for r in rows:
-        pv = [_paper_value(paper, m) for m in metrics]
-        pm = paper.get(r.get('method')) if isinstance(paper, dict) and isinstance(paper.get(r.get('method')), dict) else {}
-        ptxt = ', '.join(f'{k} {_fmt(v)}' for k, v in pm.items() if k in metrics) or '–'
-        body.append(f'<tr class="gn-{e(str(r.get("kind")))}"><td>{e(str(r.get("method")))}</td><td>{e(str(r.get("kind")))}</td>'
-                    + ''.join(f'<td>{e(_ci(r, m))}</td>' for m in metrics) + f'<td>{e(ptxt)}</td></tr>')
-    return (head + f'<table class="gn-table"><thead><tr><th>method</th><th>kind</th>{cols}<th>paper</th></tr></thead><tbody>'
-            + ''.join(body) + '</tbody></table>')
-
-def run_table(rec:dict, # a run record from `latest_runs`
-              max_evaluations:int=4, # evaluations shown (the notebook itself shows all)
-             ) -> str:
-    "An HTML block (every value escaped) with a run's status, time and numbers beside the controls' and the paper's."
-    e = html.escape
-    res = rec.get('results') if isinstance(rec.get('results'), dict) else {}
-    head = res.get('headline') if isinstance(res.get('headline'), dict) else {}
-    evs = [v for v in res.get('evaluations') or [] if isinstance(v, dict)]
-    st = str(rec.get('status') or ('ok' if res else 'unknown'))
-    cls = 'ok' if st == 'ok' else 'failed'
-    quick = (rec.get('parameters') or {}).get('quick', (res.get('settings') or {}).get('quick') if isinstance(res.get('settings'), dict) else None)
-    lines = [f'<div class="gn-run"><p><span class="gn-badge gn-{cls}">{e(st)}</span> latest run'
-             + (f', {e(_fmt(rec.get("seconds")))} s' if rec.get('seconds') is not None else '')
-             + (' (quick settings)' if quick is True else ' (paper settings)' if quick is False else '') + '</p>']
-    if rec.get('error'): lines.append(f'<p class="gn-error">{e(str(rec["error"])[:600])}</p>')
-    if head:
-        lines.append('<table class="gn-table"><thead><tr><th>metric</th><th>this run</th><th>paper</th></tr></thead><tbody>')
-        for k, v in head.items():
-            lines.append(f'<tr><td>{e(str(k))}</td><td>{e(_fmt(v))}</td><td>{e(_fmt(_paper_value(res.get("paper"), k)))}</td></tr>')
-        lines.append('</tbody></table>')
-    for ev in evs[:max_evaluations]: lines.append(_evaluation_table(ev, res.get('paper')))
-    if len(evs) > max_evaluations: lines.append(f'<p>… and {len(evs) - max_evaluations} more evaluations below.</p>')
-    lines.append('</div>')
-    return ''.join(l.replace('\n', ' ') for l in lines)
-
-def _run_summary(rec:dict) -> str:
-    "One line per run for the overview: headline numbers, or the first evaluation's best method against its best control."
-    res = rec.get('results') if isinstance(rec.get('results'), dict) else {}
-    head = res.get('headline') if isinstance(res.get('headline'), dict) else {}
-    if head: return '; '.join(f'{k}: {_fmt(v)} (paper {_fmt(_paper_value(res.get("paper"), k))})' for k, v in head.items())
-    for ev in res.get('evaluations') or []:
-        mg = ev.get('margin') if isinstance(ev, dict) and isinstance(ev.get('margin'), dict) else {}
-        for m, v in mg.items():
-            if isinstance(v, dict):
-                return (f"{ev.get('task')}: best method {v.get('best_method')} vs best control {v.get('best_control')}, "
-                        f"{m} margin {_fmt(v.get('value'))}")
-    return ''
-
 # %% ../nbs/07_docs.ipynb #94a2abd5
 _MATHJAX_FILES = ['tex-chtml.js', 'output/chtml/fonts/woff-v2', 'input/tex/extensions']
 
@@ -484,9 +374,8 @@ def _tree(pages:pd.DataFrame, sec:str) -> list[str]:
 # %% ../nbs/07_docs.ipynb #8d878c1a
 def _api_page(pages:pd.DataFrame, anchors:dict[str, set]) -> str:
     "The API reference landing page: each module, its page and its documented public names (from nbdev's `_modidx`)."
-    from genenet._modidx import d as modidx
     by_page = {}
-    for mod, syms in modidx['syms'].items():
+    for mod, syms in _modidx.d['syms'].items():
         for sym, (url, _) in syms.items():
             page, _, frag = url.partition('#'); page = page[:-5]
             if sym.split('.')[-1].startswith('_') or frag not in anchors.get(page, ()): continue
@@ -503,47 +392,9 @@ def _api_page(pages:pd.DataFrame, anchors:dict[str, set]) -> str:
             '<table class="gn-table"><thead><tr><th>page</th><th>module</th><th>public names</th></tr></thead><tbody>'
             + ''.join(rows) + '</tbody></table>\n')
 
-def _repro_page(pages:pd.DataFrame, runs:dict) -> str:
-    "The reproductions landing page: every notebook with the status and headline numbers of its latest run."
-    e = html.escape
-    rows = []
-    for _, r in pages[pages.section == 'reproductions'].iterrows():
-        rec = runs.get(r['name'])
-        nums = e(_run_summary(rec)) if rec else ''
-        st = e(str(rec.get('status') or 'ok')) if rec else 'not run'
-        rows.append(f'<tr><td><a href="{e(r.page)}.html">{e(r.title)}</a></td><td>{st}</td><td>{nums or "–"}</td></tr>')
-    note = ('Numbers and figures come from the latest <code>genenet reproduce</code> run given to <code>genenet docs --runs</code>.'
-            if runs else 'No run was given to this build: run <code>genenet reproduce --quick</code>, then '
-                         '<code>genenet docs --runs runs</code> to show figures and numbers here.')
-    return ('# Reproductions\n\nOne page per paper figure or table: a papermill notebook under `nbs/repro/`.\n\n'
-            f'<p>{note}</p>\n\n<table class="gn-table"><thead><tr><th>notebook</th><th>status</th><th>this run</th></tr></thead><tbody>'
-            + ''.join(rows) + '</tbody></table>\n')
-
 # %% ../nbs/07_docs.ipynb #4f0ed581
-def _repro_cells(rec:dict|None, name:str, page_dir:Path, inline_images:bool) -> list[dict]:
-    "Cells put under a reproduction page's title: the run table, or how to make a run; figures not shown inline."
-    if rec is None:
-        return [dict(cell_type='markdown', metadata={}, source=(
-            '```{note}\nNot run yet: this page shows the notebook without outputs. Run '
-            f'`genenet reproduce {name} --quick`, then `genenet docs --runs runs`.\n```'))]
-    cells = [dict(cell_type='markdown', metadata={}, source=run_table(rec))]
-    od = rec.get('out_dir')
-    if not inline_images and od and Path(od).is_dir():
-        figs = sorted([*Path(od).glob('*.png'), *Path(od).glob('*.svg')])[:8]
-        md = []
-        for f in figs:
-            safe = re.sub(r'[^\w.-]', '_', f.name)
-            (page_dir/f'{name}_files').mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, page_dir/f'{name}_files'/safe)
-            md.append(f'![{safe}]({name}_files/{safe})')
-        if md: cells.append(dict(cell_type='markdown', metadata={}, source='## Figures of the run\n\n' + '\n\n'.join(md)))
-    return cells
-
 def _has_image(d:dict) -> bool:
     return any(k.startswith('image/') for c in d['cells'] for o in c.get('outputs', []) for k in o.get('data', {}))
-
-def _has_output(d:dict) -> bool:
-    return any(c.get('outputs') for c in d['cells'] if c['cell_type'] == 'code')
 
 # %% ../nbs/07_docs.ipynb #e9fbc2f7
 def _finish(out:Path, pairs):
@@ -630,7 +481,7 @@ def build_site(out:str|Path='_site', # output folder (its contents are replaced)
                 row['error'] = f'not processed: {type(e).__name__}: {e}'[:400]
                 page, info = to_page(_with_show_docs(r.path), r.path, pairs)
             if r.section == 'reproductions':
-                page['cells'][1:1] = _repro_cells(rec, r['name'], stage/Path(r.page).parent, _has_image(page))
+                page['cells'][1:1] = repro_cells(rec, r['name'], stage/Path(r.page).parent, _has_image(page))
             if row['error'] and r.section != 'reproductions':
                 page['cells'].insert(1, dict(cell_type='markdown', metadata={}, source='<div class="admonition warning"><p class="admonition-title">'
                                              'This page did not execute cleanly</p><p>' + html.escape(scrub(row['error'], pairs)) + '</p></div>'))
@@ -652,7 +503,7 @@ def build_site(out:str|Path='_site', # output folder (its contents are replaced)
                                                               for p in (stage/'explanations').glob('*.md')))])))
             _write(stage/f'{pg}.ipynb', json.dumps(nb))
         _write(stage/'api.md', _api_page(pages, anchors))
-        _write(stage/'reproductions.md', _repro_page(pages, run_recs))
+        _write(stage/'reproductions.md', repro_overview(pages, run_recs))
         _write(stage/'genenet_site.json', json.dumps(dict(title=cfg.get('title', 'genenet'), author=cfg.get('author', ''),
                                                            copyright=cfg.get('copyright', ''), git_url=cfg.get('git_url', ''),
                                                            branch=cfg.get('branch', 'main'), version=genenet.__version__)))

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import networkx as nx
 from scipy.stats import wasserstein_distance, mannwhitneyu
-from sklearn.ensemble import ExtraTreesRegressor
 from tqdm.auto import tqdm
 
 from .data import (load_biogrid, load_string, load_kinase_substrate, load_trrust, load_k562_chip,
@@ -25,7 +24,7 @@ from .grasp_model import compare_methods
 __all__ = ['KSR_SOURCES', 'TASK_NEGATIVES', 'ppi_positives', 'ksr_positives', 'regulatory_positives', 'labelled_pairs',
            'task_pairs', 'regulatory_pairs', 'protocol_splits', 'per_gene_error', 'delta_error', 'hidden_positives',
            'cohens_d', 'hidden_positive_stats', 'hub_subnetwork', 'draw_subnetwork', 'mouse_pairs_as_human',
-           'perturbation_effects', 'statistical_eval', 'prf_at_k', 'tree_grn', 'run_protocols']
+           'perturbation_effects', 'statistical_eval', 'prf_at_k', 'grnboost2_edges', 'run_protocols']
 
 # %% ../nbs/13_grasp_tasks.ipynb #7a84f72d
 def ppi_positives(string_min_experiments:int=400, # STRING `experiments` channel threshold (0..1000)
@@ -288,32 +287,39 @@ def prf_at_k(scored:pd.DataFrame, # candidate edges gene_a, gene_b with a score 
     prec, rec = tp/max(k, 1), tp/max(n_true, 1)
     return dict(k=k, tp=tp, precision=prec, recall=rec, f1=2*prec*rec/(prec + rec) if tp else 0.0)
 
-def tree_grn(adata, # cells × genes expression (AnnData)
-             regulators:Sequence[str], # candidate regulators (TFs) among the genes
-             targets:Sequence[str]|None=None, # targets scored (None: every gene)
-             cells=None, # boolean mask of cells used (None: all)
-             features:pd.DataFrame|None=None, # cells × regulators inputs (None: the regulators' expression); e.g. perturbation indicators
-             n_estimators:int=100, seed:int=0,
-            ) -> pd.DataFrame:
-    "GENIE3/GRNBoost2-style edge scores: per target, tree-ensemble importance of each regulator's expression (or `features`)."
+def grnboost2_edges(adata, # cells × genes expression (AnnData)
+                    tf_names:Sequence[str], # candidate regulators (TFs) among the genes, or among the columns of `features`
+                    targets:Sequence[str]|None=None, # targets scored (None: every gene)
+                    cells=None, # boolean mask of cells used (None: all); control cells only = the observational regime
+                    features:pd.DataFrame|None=None, # cells × regulators inputs (None: the regulators' expression)
+                    seed:int=0, # the regressors' random_state
+                    early_stop_window_length:int=25, # arboreto's OOB early-stopping window (its EARLY_STOP_WINDOW_LENGTH)
+                    n_estimators:int|None=None, # cap on boosting rounds (None: arboreto's `SGBM_KWARGS`, 5000)
+                    progress:bool=True, # tqdm bar over targets
+                   ) -> pd.DataFrame:
+    "GRNBoost2 scores (arboreto's per-target GBM, without dask): gene_a (regulator), gene_b (target), score, n_estimators."
+    from arboreto.core import infer_partial_network, SGBM_KWARGS   # here, not at the top: it imports dask (~2 s)
     X = adata.X.toarray() if hasattr(adata.X, 'toarray') else np.asarray(adata.X)
     genes = pd.Index(adata.var_names)
     if features is not None:
-        regs = [g for g in dict.fromkeys(regulators) if g in features.columns]
+        regs = [g for g in dict.fromkeys(tf_names) if g in features.columns]
         R = features[regs].to_numpy(float)
     else:
-        regs = [g for g in dict.fromkeys(regulators) if g in genes]
+        regs = [g for g in dict.fromkeys(tf_names) if g in genes]
         R = X[:, genes.get_indexer(regs)]
     if not regs: raise ValueError('no regulator is among the genes of adata (or the columns of features)')
     if cells is not None: X, R = X[np.asarray(cells)], R[np.asarray(cells)]
     tg = [g for g in (targets if targets is not None else genes) if g in genes]
-    rows = []
-    for t in tg:
-        feats = [i for i, r in enumerate(regs) if r != t]
-        m = ExtraTreesRegressor(n_estimators=n_estimators, max_features='sqrt', random_state=seed, n_jobs=1)
-        m.fit(R[:, feats], X[:, genes.get_loc(t)])
-        rows += [(regs[i], t, float(v)) for i, v in zip(feats, m.feature_importances_)]
-    return pd.DataFrame(rows, columns=['gene_a', 'gene_b', 'score'])
+    kw = SGBM_KWARGS if n_estimators is None else dict(SGBM_KWARGS, n_estimators=n_estimators)
+    parts = []
+    for t in tqdm(tg, desc='GRNBoost2 targets', disable=not progress):
+        links, meta = infer_partial_network('GBM', kw, R, regs, t, X[:, genes.get_loc(t)], include_meta=True,
+                                            early_stop_window_length=early_stop_window_length, seed=seed)
+        imp = links.set_index('TF').importance.reindex([r for r in regs if r != t]).fillna(0.0)
+        n_est = int(meta.n_estimators.iloc[0]) if len(meta) else 0
+        parts.append(pd.DataFrame({'gene_a': imp.index, 'gene_b': t, 'score': imp.to_numpy(float), 'n_estimators': n_est}))
+    return pd.concat(parts, ignore_index=True)
+
 
 # %% ../nbs/13_grasp_tasks.ipynb #9d85eb43
 def run_protocols(make_pairs, # negatives → labelled pairs (e.g. `lambda neg: task_pairs('ksr', n_pos=150, negatives=neg)`)

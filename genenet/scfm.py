@@ -4,27 +4,18 @@
 
 # %% ../nbs/30_scfm.ipynb #3c99728a
 from __future__ import annotations
-import json, math, shutil, time, warnings, tempfile, os
-from dataclasses import dataclass, field, asdict
+import json, math, shutil, warnings, tempfile, os
+from importlib.resources import files
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np, pandas as pd
+import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 
-from tqdm.auto import tqdm
-
-from .core import cache_dir, stable_hash, set_seed, atomic_write_json
-from .data import beeline_datasets, load_beeline, load_norman
-from .genes import normalise_symbols
-from .train import fit
-
 # %% auto #0
-__all__ = ['SPECIAL_TOKENS', 'SCFM_PRESETS', 'scgpt_vocab', 'GeneEncoder', 'ContinuousValueEncoder', 'SelfAttention',
-           'EncoderLayer', 'TransformerEncoder', 'ExprDecoder', 'ScGPT', 'load_scgpt', 'save_scgpt',
-           'random_scgpt_checkpoint', 'check_log_values', 'bin_values', 'to_human_symbols', 'pretraining_corpus',
-           'benchmark_genes', 'extend_vocab', 'MaskedCells', 'MaskedValueLoss', 'split_cells', 'masked_value_error',
-           'pretrain_scfm', 'scfm_folder', 'pretrained_scfm', 'loss_curve', 'pretraining_report']
+__all__ = ['SPECIAL_TOKENS', 'scgpt_vocab', 'GeneEncoder', 'ContinuousValueEncoder', 'SelfAttention', 'EncoderLayer',
+           'TransformerEncoder', 'ExprDecoder', 'ScGPT', 'load_scgpt', 'save_scgpt', 'random_scgpt_checkpoint',
+           'check_log_values', 'bin_values']
 
 # %% ../nbs/30_scfm.ipynb #53de803e
 SPECIAL_TOKENS = ('<pad>', '<cls>', '<eoc>')
@@ -32,8 +23,7 @@ SPECIAL_TOKENS = ('<pad>', '<cls>', '<eoc>')
 def scgpt_vocab(path:str|Path|None=None, # a vocab.json; default: the bundled copy of scGPT's gene vocabulary
                ) -> dict[str, int]:
     "scGPT's gene vocabulary (symbol → id) with `<pad>`, `<cls>`, `<eoc>` appended when absent."
-    import genenet
-    path = Path(path) if path is not None else Path(genenet.__file__).parent/'assets'/'scgpt_gene_vocab.json'
+    path = Path(path) if path is not None else Path(str(files('genenet')/'assets'/'scgpt_gene_vocab.json'))
     vocab = json.loads(Path(path).read_text())
     n = max(vocab.values()) + 1 if vocab else 0
     for t in SPECIAL_TOKENS:
@@ -364,242 +354,3 @@ def bin_values(X, # cells × genes expression (>= 0)
         edges = np.quantile(row[nz], np.linspace(0, 1, n_bins - 1))
         out[r, nz] = np.digitize(row[nz], edges)  # scGPT breaks ties between equal edges at random; we take the left bin
     return out.astype(np.float32)
-
-# %% ../nbs/30_scfm.ipynb #271d95c5
-def to_human_symbols(symbols:Sequence[str], # gene symbols of `species`
-                     species:str, # "human" (returned as is) or "mouse" (mapped through `genenet.genes.normalise_symbols`)
-                    ) -> list[str]:
-    "Human symbols for `symbols`; mouse symbols without a human match are kept upper-cased (the vocabulary check reports them)."
-    if species == 'human': return list(symbols)
-    with warnings.catch_warnings():  # the unresolved are kept upper-cased; the vocabulary check reports them
-        warnings.simplefilter('ignore')
-        mapped, _ = normalise_symbols(list(symbols), species=species, errors='keep')
-    return [m.upper() if m is not None else s.upper() for m, s in zip(mapped, symbols)]
-
-def _beeline_cell_expression(cell:str) -> tuple[list, np.ndarray]:
-    "One BEELINE cell type's expression over the union of genes of all its mirrored sets (networks × sizes share cells)."
-    ds = beeline_datasets(); ds = ds[(ds.cell == cell) & ds.has_expression]
-    frames = []
-    for r in ds.itertuples():
-        b = load_beeline(cell, r.network, int(r.size))
-        frames.append(pd.DataFrame(check_log_values(b.expression.X, f'BEELINE {cell}'), index=b.expression.obs_names,
-                                   columns=to_human_symbols(b.expression.var_names, b.species)))
-    df = pd.concat(frames, axis=1, join='inner')          # same cells in every set of a cell type
-    df = df.loc[:, ~df.columns.duplicated()]
-    return list(df.columns), df.to_numpy(np.float32)
-
-def pretraining_corpus(include_norman:bool=True, # Norman 2019 / McFaline 2023 Perturb-seq (5,961 cells × 500 HVGs)
-                       include_pbmc:bool=True, # scanpy's bundled pbmc68k_reduced (700 cells × 765 genes, `.raw`)
-                       max_cells:int|None=None, # cap cells per dataset (random, seeded)
-                       seed:int=0, # seed of the cell cap
-                      ) -> list[dict]:
-    "All offline single-cell expression: a list of `dict(name, genes (human symbols), X cells×genes float32 log values)`."
-    ds = beeline_datasets()
-    out = []
-    for cell in sorted(ds[ds.has_expression].cell.unique()):
-        genes, X = _beeline_cell_expression(cell)
-        out.append(dict(name=f'BEELINE {cell}', genes=genes, X=X))
-    if include_norman:
-        a = load_norman()
-        out.append(dict(name='Norman 2019 + McFaline 2023', genes=list(a.var_names), X=check_log_values(a.X, 'Norman')))
-    if include_pbmc:
-        import scanpy as sc  # third-party and slow to import (~3 s): only when pbmc68k is asked for
-        a = sc.datasets.pbmc68k_reduced()
-        out.append(dict(name='pbmc68k_reduced', genes=list(a.raw.var_names), X=check_log_values(a.raw.X, 'pbmc68k_reduced')))
-    if max_cells:
-        rng = np.random.default_rng(seed)
-        for d in out:
-            if len(d['X']) > max_cells: d['X'] = d['X'][np.sort(rng.choice(len(d['X']), max_cells, replace=False))]
-    return out
-
-def benchmark_genes() -> list[str]:
-    "Every gene (human symbol) of every BEELINE set in the mirror, with or without expression: what the vocabulary must cover."
-    genes = {}
-    for r in beeline_datasets().itertuples():
-        b = load_beeline(r.cell, r.network, int(r.size), expression=False)
-        genes.update(dict.fromkeys(to_human_symbols(b.genes, b.species)))
-    return list(genes)
-
-def extend_vocab(vocab:dict[str,int], # a gene vocabulary (symbol → id)
-                 genes:Sequence[str], # symbols that must have a token
-                ) -> dict[str,int]:
-    "`vocab` plus a new id (appended after the largest) for every gene of `genes` it lacks (case-insensitive)."
-    out = dict(vocab); up = {_canon(g) for g in out}; n = max(out.values()) + 1
-    for g in genes:
-        if _canon(g) not in up: out[_canon(g)] = n; up.add(_canon(g)); n += 1
-    return out
-
-# %% ../nbs/30_scfm.ipynb #dc0346d5
-class MaskedCells(torch.utils.data.Dataset):
-    "Cells of several datasets as masked-value items: `dict(ids[n_ctx], values[n_ctx], target[n_ctx], mask[n_ctx])`."
-    def __init__(self, corpus:list[dict], # `pretraining_corpus()` items: name, genes, X
-                 vocab:dict, # gene → token id; genes outside it are reported per dataset and left out
-                 n_ctx:int=256, # genes drawn per cell and item
-                 mask_ratio:float=0.4, # fraction of the context whose values are masked
-                 mask_value:float=-1, # the input value that marks a masked position
-                 seed:int=0, # seed of the gene draws and masks
-                 fixed:bool=False, # the same genes and mask for an item on every read (held-out evaluation)
-                ):
-        self.sets, self.index, self.report = [], [], {}
-        up = {_canon(g): i for g, i in vocab.items() if g not in SPECIAL_TOKENS}
-        for k, d in enumerate(corpus):
-            ids = np.array([up.get(_canon(g), -1) for g in d['genes']])
-            keep = ids >= 0
-            self.report[d['name']] = dict(genes=len(ids), in_vocab=int(keep.sum()), excluded=int((~keep).sum()), cells=len(d['X']))
-            self.sets.append((torch.tensor(ids[keep]), torch.tensor(d['X'][:, keep])))
-            self.index += [(k, c) for c in range(len(d['X']))]
-        self.n_ctx, self.mask_ratio, self.mask_value, self.seed, self.fixed, self.calls = n_ctx, mask_ratio, mask_value, seed, fixed, 0
-    def __len__(self): return len(self.index)
-    def __getitem__(self, i):
-        k, c = self.index[i]; ids, X = self.sets[k]
-        self.calls += 1
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + (i if self.fixed else self.calls + 7_919 * i))
-        sel = torch.randperm(len(ids), generator=g)[:self.n_ctx]
-        v = X[c, sel]
-        mask = torch.rand(len(sel), generator=g) < self.mask_ratio
-        return dict(ids=ids[sel], values=torch.where(mask, torch.full_like(v, self.mask_value), v), target=v, mask=mask)
-    def gene_means(self) -> dict[int, float]:
-        "Mean value of every token over all cells here (the per-gene baseline of the masked-value error)."
-        tot = {}
-        for ids, X in self.sets:
-            for i, m in zip(ids.tolist(), X.mean(0).tolist()): tot.setdefault(i, []).append(m)
-        return {i: float(np.mean(v)) for i, v in tot.items()}
-
-class MaskedValueLoss(nn.Module):
-    "Wraps a `ScGPT` for pretraining: forward(batch dict) → MSE on the masked positions."
-    def __init__(self, model:ScGPT, # the model being pretrained
-                ): super().__init__(); self.model = model
-    def forward(self, batch:dict, # collated `MaskedCells` items
-               ):
-        pred, _ = self.model(batch['ids'], batch['values'])
-        m = batch['mask'].to(pred.device)
-        return F.mse_loss(pred[m], batch['target'].to(pred.device)[m])
-
-def split_cells(corpus:list[dict], # `pretraining_corpus()` items
-                frac:float=0.05, # held-out fraction of each dataset's cells (at least 10 cells)
-                seed:int=0, # seed of the held-out draw
-               ) -> tuple[list, list]:
-    "(train, held-out) corpora: a random `frac` of every dataset's cells held out."
-    rng = np.random.default_rng(seed); tr, ho = [], []
-    for d in corpus:
-        n = len(d['X']); k = min(max(10, int(round(frac * n))), n // 2)
-        h = np.zeros(n, bool); h[rng.choice(n, k, replace=False)] = True
-        tr.append(dict(d, X=d['X'][~h])); ho.append(dict(d, X=d['X'][h]))
-    return tr, ho
-
-@torch.no_grad()
-def masked_value_error(model:ScGPT, # the scFM (its vocabulary must be the one `ds` was built with)
-                       ds:MaskedCells, # held-out cells, `fixed=True`
-                       gene_means:dict|None=None, # token → training mean; adds the per-gene-mean baseline
-                       batch_size:int=64, # cells per forward
-                      ) -> dict:
-    "Masked-value MSE on `ds`, beside two baselines: each gene's training mean, and the cell's mean unmasked value."
-    model.eval(); dev = next(model.parameters()).device
-    se = base_gene = base_cell = n = 0.0
-    for a in range(0, len(ds), batch_size):
-        b = torch.utils.data.default_collate([ds[i] for i in range(a, min(a + batch_size, len(ds)))])
-        pred = model(b['ids'], b['values'])[0].cpu()
-        m, t = b['mask'], b['target']
-        se += float(((pred - t)[m] ** 2).sum()); n += int(m.sum())
-        cell_mean = (t * ~m).sum(1, keepdim=True) / (~m).sum(1, keepdim=True).clamp(min=1)
-        base_cell += float(((cell_mean.expand_as(t) - t)[m] ** 2).sum())
-        if gene_means is not None:
-            gm = torch.tensor([[gene_means.get(i, 0.0) for i in row] for row in b['ids'].tolist()])
-            base_gene += float(((gm - t)[m] ** 2).sum())
-    out = dict(masked_mse=se / n, cell_mean_mse=base_cell / n, n_masked=int(n), cells=len(ds))
-    if gene_means is not None: out['gene_mean_mse'] = base_gene / n
-    return out
-
-# %% ../nbs/30_scfm.ipynb #0c4aca67
-SCFM_PRESETS = {
-    # CI, tests and quick notebooks: seconds
-    'tiny':  dict(embsize=32, nheads=2, d_hid=64, nlayers=1, epochs=2, n_ctx=128, batch_size=32, lr=2e-3, max_cells=150, device='cpu'),
-    # a CPU pretrains it in <= 20 min at one thread (about 1,500 steps of 32 cells)
-    'small': dict(embsize=64, nheads=4, d_hid=128, nlayers=2, epochs=8, n_ctx=256, batch_size=32, lr=1e-3, max_cells=1500, device='cpu'),
-    # for a GPU (scGPT-like width; every cell, full context)
-    'base':  dict(embsize=256, nheads=8, d_hid=512, nlayers=4, epochs=30, n_ctx=1024, batch_size=64, lr=5e-4, max_cells=None, device='cuda'),
-}
-
-def pretrain_scfm(folder:str|Path, # destination checkpoint folder (written atomically)
-                  preset:str='small', # a key of `SCFM_PRESETS`
-                  seed:int=0, # initialisation, cell caps, masks
-                  include_norman:bool=True, include_pbmc:bool=True, # corpus parts (see `pretraining_corpus`)
-                  holdout:float=0.05, # fraction of each dataset's cells held out for the masked-value error
-                  progress:bool=True, # tqdm bars of the training loop
-                  **overrides, # preset keys to change (embsize, epochs, lr, max_cells, device, ...)
-                 ) -> ScGPT:
-    "Pretrain a scGPT-architecture model by masked-value reconstruction on all offline single-cell data; resumable."
-    if preset not in SCFM_PRESETS: raise ValueError(f'preset must be one of {list(SCFM_PRESETS)}, got {preset!r}')
-    cfg = {**SCFM_PRESETS[preset], **overrides}
-    device = cfg['device'] if cfg['device'] != 'cuda' or torch.cuda.is_available() else 'cpu'
-    set_seed(seed)
-    corpus = pretraining_corpus(include_norman, include_pbmc, cfg['max_cells'], seed)
-    train_c, held_c = split_cells(corpus, holdout, seed)
-    hi = float(np.quantile(np.concatenate([d['X'][d['X'] > 0] for d in train_c]), 0.99))
-    full = extend_vocab(scgpt_vocab(), benchmark_genes() + [g for d in corpus for g in d['genes']])
-    arch = dict(embsize=cfg['embsize'], nheads=cfg['nheads'], d_hid=cfg['d_hid'], nlayers=cfg['nlayers'], value_range=(0.0, round(hi, 2)))
-    # train with a compact table over the corpus genes (AdamW over all 48k rows would dominate a step), then place the
-    # trained rows at the full vocabulary's ids; genes never measured keep scGPT's uniform(-0.1, 0.1) init and are listed
-    up = {_canon(g): g for g in full if g not in SPECIAL_TOKENS}
-    seen = sorted({up[_canon(g)] for d in corpus for g in d['genes']})
-    compact = {g: i for i, g in enumerate(seen + list(SPECIAL_TOKENS))}
-    small = ScGPT(compact, **arch)
-    ds = MaskedCells(train_c, small.vocab, n_ctx=cfg['n_ctx'], mask_value=small.mask_value, seed=seed)
-    ho = MaskedCells(held_c, small.vocab, n_ctx=cfg['n_ctx'], mask_value=small.mask_value, seed=seed + 1, fixed=True)
-    folder = Path(folder); ck = folder.with_name(folder.name + '.ckpt')  # resumable: fit restarts from ck/last.pt
-    t0 = time.time()
-    res = fit(MaskedValueLoss(small), ds, ho, epochs=cfg['epochs'], lr=cfg['lr'], batch_size=cfg['batch_size'], seed=seed,
-              ckpt_dir=ck, resume=True, optimizer='adamw', warmup=0.05, schedule='linear', restore_best=False,
-              progress=progress, device=device)
-    secs = time.time() - t0
-    small = small.cpu().eval()
-    heldout = masked_value_error(small, ho, ds.gene_means())
-    model = ScGPT(full, **arch)
-    sd = small.state_dict(); sd['encoder.embedding.weight'] = model.encoder.embedding.weight.detach().clone()
-    sd['encoder.embedding.weight'][torch.tensor([full[g] for g in compact])] = small.encoder.embedding.weight.detach()
-    model.load_state_dict(sd); model.eval()
-    model.trained_genes = set(seen)
-    n_par = sum(p.numel() for p in small.parameters() if p is not small.encoder.embedding.weight)
-    folder = save_scgpt(model, folder, pretraining=dict(preset=preset, seed=seed, seconds=round(secs, 1), **{**cfg, 'device': device},
-                        corpus=ds.report, heldout_corpus=ho.report, heldout=heldout, objective='masked-value MSE',
-                        mask_ratio=ds.mask_ratio, trained_genes=len(seen), vocab=len(full), params_without_embedding=n_par,
-                        embedding_rows_trained=len(compact)))
-    h = res.history
-    pd.DataFrame({'epoch': h['epoch'].to_numpy(), 'train_loss': h['train_loss'].to_numpy(),
-                  'heldout_loss': h['valid_loss'].to_numpy()}).to_csv(folder/'loss_curve.csv', index=False)
-    shutil.rmtree(ck, ignore_errors=True)
-    for p in model.parameters(): p.requires_grad_(False)
-    model.load_report = dict(folder=str(folder), pretrained_now=True, seconds=secs)
-    return model
-
-def scfm_folder(preset:str='small', # a key of `SCFM_PRESETS`
-                seed:int=0, # pretraining seed
-                **overrides, # preset changes (part of the cache key)
-               ) -> Path:
-    "Where `pretrained_scfm` caches a preset (the key holds every setting)."
-    return cache_dir('scfm')/f"genenet-scgpt-{preset}-s{seed}-{stable_hash('scfm-v3', preset, seed, sorted(overrides.items()))[:10]}"
-
-def pretrained_scfm(quick:bool=False, # shorthand for preset='tiny'
-                    seed:int=0, # pretraining seed
-                    rebuild:bool=False, # pretrain again even if cached
-                    device='cpu', # where the loaded model goes
-                    preset:str|None=None, # 'tiny' (seconds), 'small' (CPU, <= 20 min) or 'base' (GPU); default 'small'
-                    progress:bool=True, # tqdm bars while pretraining
-                    **overrides, # preset changes (part of the cache key)
-                   ) -> ScGPT:
-    "The offline scFM: load it from `cache_dir('scfm')`, pretraining it first if absent (or `rebuild`); resumes a killed run."
-    preset = preset or ('tiny' if quick else 'small')
-    folder = scfm_folder(preset, seed, **overrides)
-    if rebuild or not (folder/'best_model.pt').exists():
-        pretrain_scfm(folder, preset, seed, progress=progress, **overrides)
-    return load_scgpt(folder, device=device)
-
-def loss_curve(model:ScGPT, # a model from `pretrained_scfm`
-              ) -> pd.DataFrame:
-    "The pretraining loss curve (train and held-out masked-value MSE per epoch) saved beside a `pretrained_scfm` checkpoint."
-    return pd.read_csv(Path(model.load_report['folder'])/'loss_curve.csv')
-
-def pretraining_report(model:ScGPT, # a model from `pretrained_scfm`
-                      ) -> dict:
-    "The `pretraining` block of a `pretrained_scfm` checkpoint's args.json (settings, corpus, held-out error, seconds)."
-    return json.loads((Path(model.load_report['folder'])/'args.json').read_text())['pretraining']

@@ -11,7 +11,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 import genenet
-from genenet import data as gd
+from genenet import catalog as gcat
 
 EXE = Path(sys.executable).parent/'genenet'
 GENENET = str(EXE) if EXE.exists() else shutil.which('genenet')
@@ -76,14 +76,14 @@ def test_reproduce_smoke_summarises_margins_and_usage_errors(toy_nbs, tmp_path):
 def test_data_list_and_verify(root):
     cp = genenet_cli('data', 'list')
     assert cp.returncode == 0 and cp.stdout.split()[:3] == ['name', 'kind', 'status'], cp.stderr[-2000:]
-    assert sum(1 for l in cp.stdout.splitlines()[1:-1]) == len(gd.REGISTRY)
+    assert sum(1 for l in cp.stdout.splitlines()[1:-1]) == len(gcat.REGISTRY)
     cp = genenet_cli('data', 'verify')
     assert cp.returncode == 0, 'the complete mirror verifies: ' + cp.stdout[-3000:]
     _one_line_error(genenet_cli('data', 'verify', 'no-such-dataset'), contains="no data matches 'no-such-dataset'")
 
 
 def test_data_fetch_offline_fails_cleanly(tmp_path):
-    missing = gd.verify_all().query("status == 'not mirrored (optional)'")
+    missing = gcat.verify_all().query("status == 'not mirrored (optional)'")
     if missing.empty: pytest.skip('every registered dataset is mirrored or cached here: nothing to fetch')
     name = missing.name.iloc[0]
     dead = 'http://127.0.0.1:9'  # nothing listens: every download fails at once, as offline

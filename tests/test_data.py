@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genenet import data as D
+from genenet import catalog as K, data as D
 
 
 # ---------------------------------------------------------------- registry and fetch (no mirror needed)
@@ -17,7 +17,7 @@ def isolated(tmp_path, monkeypatch):
     "No mirror, an empty user cache: fetch must download."
     monkeypatch.setenv('GENENET_DATA', str(tmp_path/'nomirror'))
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path/'cache'))
-    monkeypatch.setattr(D, 'download_root', lambda: tmp_path/'cache'/'genenet'/'data')
+    monkeypatch.setattr(K, 'download_root', lambda: tmp_path/'cache'/'genenet'/'data')
     return tmp_path
 
 
@@ -26,14 +26,14 @@ def _sha(b): return hashlib.sha256(b).hexdigest()
 
 def test_fetch_file_url_checks_hash(isolated):
     src = isolated/'tiny.tsv'; src.write_bytes(b'gene_a\tgene_b\nTP53\tMDM2\n')
-    good = D.Dataset('tiny', 'x/tiny.tsv', src.as_uri(), _sha(src.read_bytes()))
+    good = K.Dataset('tiny', 'x/tiny.tsv', src.as_uri(), _sha(src.read_bytes()))
     reg = {'tiny': good, 'bad': replace(good, name='bad', relpath='x/bad.tsv', sha256='0'*64)}
-    with pytest.raises(ValueError, match='checksum'): D.fetch('bad', registry=reg)
-    assert not (D.download_root()/'x/bad.tsv').exists()
-    assert not list((D.download_root()/'x').glob('.download-*'))  # no partial download left behind
-    p = D.fetch('tiny', registry=reg)
-    assert p == D.download_root()/'x/tiny.tsv' and p.read_bytes() == src.read_bytes()
-    assert D.fetch('tiny', registry=reg) == p  # second call: found in the cache
+    with pytest.raises(ValueError, match='checksum'): K.fetch('bad', registry=reg)
+    assert not (K.download_root()/'x/bad.tsv').exists()
+    assert not list((K.download_root()/'x').glob('.download-*'))  # no partial download left behind
+    p = K.fetch('tiny', registry=reg)
+    assert p == K.download_root()/'x/tiny.tsv' and p.read_bytes() == src.read_bytes()
+    assert K.fetch('tiny', registry=reg) == p  # second call: found in the cache
 
 
 def test_fetch_uses_injected_downloader_and_archive_member(isolated):
@@ -46,31 +46,31 @@ def test_fetch_uses_injected_downloader_and_archive_member(isolated):
     calls = []
     def fake_downloader(url, output_file, pooch):
         calls.append(url); Path(output_file).write_bytes(archive)
-    d = D.Dataset('chip', 'c/chip.csv.gz', 'https://example.org/pkg-1.0.tar.gz', None, member='pkg-1.0/data/chip.csv',
+    d = K.Dataset('chip', 'c/chip.csv.gz', 'https://example.org/pkg-1.0.tar.gz', None, member='pkg-1.0/data/chip.csv',
                   url_sha256=_sha(archive), content_sha256=_sha(content))
-    p = D.fetch('chip', downloader=fake_downloader, registry={'chip': d})
+    p = K.fetch('chip', downloader=fake_downloader, registry={'chip': d})
     assert calls == ['https://example.org/pkg-1.0.tar.gz'] and gzip.decompress(p.read_bytes()) == content
     bad = replace(d, name='chip2', relpath='c/chip2.csv.gz', content_sha256='1'*64)
-    with pytest.raises(ValueError, match='checksum'): D.fetch('chip2', downloader=fake_downloader, registry={'chip2': bad})
+    with pytest.raises(ValueError, match='checksum'): K.fetch('chip2', downloader=fake_downloader, registry={'chip2': bad})
 
 
 def test_fetch_offline_and_derived_errors(isolated):
     def offline(url, output_file, pooch): raise OSError('Network is unreachable')
-    d = D.Dataset('x', 'x.txt', 'https://example.org/x.txt', '0'*64)
-    with pytest.raises(ConnectionError, match='no network'): D.fetch('x', downloader=offline, registry={'x': d})
-    gone = D.Dataset('gone', 'gone.txt', (isolated/'missing.txt').as_uri(), '0'*64)
-    with pytest.raises(ConnectionError, match='gone'): D.fetch('gone', registry={'gone': gone})
-    with pytest.raises(FileNotFoundError, match='derived'): D.fetch('string')  # a conversion: cannot be rebuilt
-    with pytest.raises(KeyError): D.fetch('no-such-dataset')
+    d = K.Dataset('x', 'x.txt', 'https://example.org/x.txt', '0'*64)
+    with pytest.raises(ConnectionError, match='no network'): K.fetch('x', downloader=offline, registry={'x': d})
+    gone = K.Dataset('gone', 'gone.txt', (isolated/'missing.txt').as_uri(), '0'*64)
+    with pytest.raises(ConnectionError, match='gone'): K.fetch('gone', registry={'gone': gone})
+    with pytest.raises(FileNotFoundError, match='derived'): K.fetch('string')  # a conversion: cannot be rebuilt
+    with pytest.raises(KeyError): K.fetch('no-such-dataset')
 
 
 def test_registry_entries_are_complete():
-    assert sum(d.in_mirror for d in D.REGISTRY.values()) == 238
-    for d in D.REGISTRY.values():
+    assert sum(d.in_mirror for d in K.REGISTRY.values()) == 238
+    for d in K.REGISTRY.values():
         assert d.url.startswith(('https://', 'http://')), d
         if d.in_mirror: assert d.sha256 and len(d.sha256) == 64 and d.size > 0, d
         if d.kind == 'archive' and d.in_mirror: assert d.url_sha256 and d.content_sha256
-    kinds = pd.Series([d.kind for d in D.REGISTRY.values()]).value_counts().to_dict()
+    kinds = pd.Series([d.kind for d in K.REGISTRY.values()]).value_counts().to_dict()
     assert kinds == {'direct': 230, 'derived': 8, 'archive': 4}, kinds
 
 
@@ -78,9 +78,9 @@ def test_registry_entries_are_complete():
 
 def test_mirror_fully_registered_and_verified(root):
     files = {str(p.relative_to(root)) for p in root.rglob('*') if p.is_file() and p.name != 'SOURCES.md'}
-    assert files == {d.relpath for d in D.REGISTRY.values() if d.in_mirror}
-    v = D.verify_all()
-    assert list(v.columns) == ['name', 'status', 'path', 'detail'] and len(v) == len(D.REGISTRY)
+    assert files == {d.relpath for d in K.REGISTRY.values() if d.in_mirror}
+    v = K.verify_all()
+    assert list(v.columns) == ['name', 'status', 'path', 'detail'] and len(v) == len(K.REGISTRY)
     assert v.status.value_counts().to_dict() == {'ok': 238, 'not mirrored (optional)': 4}, v[v.status != 'ok']
 
 
@@ -104,7 +104,7 @@ def test_beeline_labels_all_sets(root, network):
             assert len(bs.edges) > 0 and set(bs.edges.tf) <= set(bs.tfs) and set(bs.edges.target) <= set(bs.genes)
             g = np.array(bs.genes, dtype=object)
             assert (g[bs.edges.tf_idx] == bs.edges.tf.values).all()
-            net = pd.read_csv(D.fetch(f'beeline/{network}/{cell}/{size}/network'))
+            net = pd.read_csv(K.fetch(f'beeline/{network}/{cell}/{size}/network'))
             assert set(zip(net.Gene1, net.Gene2)) == set(zip(bs.edges.tf, bs.edges.target))
             assert len(bs.genes) <= size + len(bs.tfs)  # TFs + the `size` most variable genes
 
@@ -124,7 +124,7 @@ def test_beeline_expression(root):
 
 def test_beeline_tfs_networks_example(root):
     assert len(D.load_beeline_tfs('human')) == 1563 and len(D.load_beeline_tfs('mouse')) == 1479
-    for key in [k for k in D.REGISTRY if k.startswith('beeline_network/')]:
+    for key in [k for k in K.REGISTRY if k.startswith('beeline_network/')]:
         sp, kind = key.split('/')[1:]
         n = D.load_beeline_network(sp, kind)
         assert {'tf', 'target'} <= set(n.columns) and len(n) > 1000
@@ -202,7 +202,7 @@ def test_kinase_substrate(root):
     assert pn.n_sites.sum() == len(D.load_kinase_substrate('phosphonetworks', level='site'))
     psp = D.load_kinase_substrate('psp_elm_hprd')
     assert len(psp) == 5361 and list(psp.columns) == ['kinase', 'substrate']
-    raw = pd.read_csv(D.fetch('psp_elm_hprd'), sep='\t')
+    raw = pd.read_csv(K.fetch('psp_elm_hprd'), sep='\t')
     assert (psp.kinase.values == raw['kinase'].values).all()
     om = D.load_kinase_substrate('omnipath')
     assert len(om) == 5067
@@ -247,15 +247,15 @@ def test_not_mirrored_loaders_on_tiny_files(tmp_path):
 # ---------------------------------------------------------------- the registry is data (genenet/assets/datasets.csv)
 
 def test_registry_asset_loader(tmp_path):
-    reg = D.load_registry()
-    assert reg == D.REGISTRY and all(isinstance(d.size, (int, type(None))) for d in reg.values())
+    reg = K.load_registry()
+    assert reg == K.REGISTRY and all(isinstance(d.size, (int, type(None))) for d in reg.values())
     assert reg['go'].kind == 'archive' and reg['string'].kind == 'derived' and not reg['gears_go'].in_mirror
     src = (Path(D.__file__).parent/'assets'/'datasets.csv').read_text()
     header, first = src.splitlines()[:2]
     (tmp_path/'dup.csv').write_text(f'{header}\n{first}\n{first}\n')
-    with pytest.raises(ValueError, match='listed twice'): D.load_registry(tmp_path/'dup.csv')
+    with pytest.raises(ValueError, match='listed twice'): K.load_registry(tmp_path/'dup.csv')
     (tmp_path/'extra.csv').write_text(f'{header},colour\n{first},red\n')
-    with pytest.raises(ValueError, match='unknown registry columns'): D.load_registry(tmp_path/'extra.csv')
+    with pytest.raises(ValueError, match='unknown registry columns'): K.load_registry(tmp_path/'extra.csv')
 
 
 # ---------------------------------------------------------------- integrity: fault injection on copies under tmp dirs
@@ -265,18 +265,18 @@ def farm(tmp_path, monkeypatch, root):
     "A data root of symlinks to the real mirror (GENENET_DATA), an empty download folder and a fresh cache."
     monkeypatch.setenv('GENENET_DATA', str(tmp_path/'farm'))
     monkeypatch.setenv('GENENET_CACHE', str(tmp_path/'cache'))
-    monkeypatch.setattr(D, 'download_root', lambda: tmp_path/'downloads')
-    monkeypatch.setattr(D, '_MEMO', None)
+    monkeypatch.setattr(K, 'download_root', lambda: tmp_path/'downloads')
+    monkeypatch.setattr(K, '_MEMO', None)
     def link(*names):
         for n in names:
-            rel = D.REGISTRY[n].relpath
+            rel = K.REGISTRY[n].relpath
             (tmp_path/'farm'/rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path/'farm'/rel).symlink_to(root/rel)
         return tmp_path/'farm'
     def damage(name, how):
         "Replace the link of `name` by a damaged copy: 'truncate' (first 60%) or 'flip' (one byte changed, same size)."
-        p = tmp_path/'farm'/D.REGISTRY[name].relpath
-        b = bytearray((root/D.REGISTRY[name].relpath).read_bytes())
+        p = tmp_path/'farm'/K.REGISTRY[name].relpath
+        b = bytearray((root/K.REGISTRY[name].relpath).read_bytes())
         p.unlink()
         if how == 'truncate': b = b[:int(len(b)*0.6)]
         else: b[len(b)//2] ^= 0xFF
@@ -293,10 +293,10 @@ def test_truncated_label_is_refused_naming_dataset_file_and_remedy(farm):
     assert len(D.load_beeline('mHSC-E', 'STRING', 500, expression=False).edges) > 0  # intact: loads
     p = farm.damage(f'{k}/label', 'truncate')
     D._beeline_tables.cache_clear()
-    with pytest.raises(D.DataIntegrityError) as e: D.load_beeline('mHSC-E', 'STRING', 500, expression=False)
+    with pytest.raises(K.DataIntegrityError) as e: D.load_beeline('mHSC-E', 'STRING', 500, expression=False)
     msg = str(e.value)
     assert f'{k}/label' in msg and str(p) in msg and 'bytes, expected' in msg and f'genenet data fetch {k}/label' in msg
-    assert isinstance(e.value, ValueError) and D.verify(f'{k}/label') == 'mismatch' and D.verify(f'{k}/tf') == 'ok'
+    assert isinstance(e.value, ValueError) and K.verify(f'{k}/label') == 'mismatch' and K.verify(f'{k}/tf') == 'ok'
     D._beeline_tables.cache_clear()
 
 
@@ -306,42 +306,42 @@ def test_damaged_h5ad_and_gz_same_size(farm, name, load):
     "A flipped byte keeps the size: the SHA-256 catches it before h5py / gzip raise a bare OSError / EOFError."
     farm(name)
     p = farm.damage(name, 'flip')
-    with pytest.raises(D.DataIntegrityError, match='SHA-256') as e: load()
+    with pytest.raises(K.DataIntegrityError, match='SHA-256') as e: load()
     assert name in str(e.value) and str(p) in str(e.value) and 'Remedy' in str(e.value)
 
 
 def test_unhashed_damaged_files_name_the_dataset(tmp_path):
     "Files the registry cannot check (a user's own download) still fail with the dataset's name, not a raw EOFError/OSError."
     (tmp_path/'bulk.h5ad').write_bytes(b'\x89HDF\r\n\x1a\n' + b'\0'*100)
-    with pytest.raises(D.DataIntegrityError, match='replogle_bulk/k562_essential'): D.load_replogle_bulk(path=tmp_path/'bulk.h5ad')
+    with pytest.raises(K.DataIntegrityError, match='replogle_bulk/k562_essential'): D.load_replogle_bulk(path=tmp_path/'bulk.h5ad')
     import gzip
     good = gzip.compress(b'source,target,importance\n' + b'A,B,0.5\n'*5000)
     (tmp_path/'go.csv.gz').write_bytes(good[:len(good)//2])
-    with pytest.raises(D.DataIntegrityError, match='gears_go'): D.load_gears_go(tmp_path/'go.csv.gz')
+    with pytest.raises(K.DataIntegrityError, match='gears_go'): D.load_gears_go(tmp_path/'go.csv.gz')
 
 
 def test_check_is_memoised_by_path_size_mtime(farm, monkeypatch):
     farm('gene_task/Tf_range')
     calls = []
-    real = D.sha256_file
-    monkeypatch.setattr(D, 'sha256_file', lambda p, *a: calls.append(p) or real(p, *a))
-    p = D.locate('gene_task/Tf_range')
+    real = K.sha256_file
+    monkeypatch.setattr(K, 'sha256_file', lambda p, *a: calls.append(p) or real(p, *a))
+    p = K.locate('gene_task/Tf_range')
     assert len(calls) == 1
-    D.locate('gene_task/Tf_range'); D.fetch('gene_task/Tf_range')
+    K.locate('gene_task/Tf_range'); K.fetch('gene_task/Tf_range')
     assert len(calls) == 1                       # remembered in this process
     memo = D.cache_dir('data')/'verified.json'
     assert str(p) in __import__('json').loads(memo.read_text())
-    monkeypatch.setattr(D, '_MEMO', None)         # a new process reads the memo file
-    D.locate('gene_task/Tf_range')
+    monkeypatch.setattr(K, '_MEMO', None)         # a new process reads the memo file
+    K.locate('gene_task/Tf_range')
     assert len(calls) == 1
-    assert D.verify('gene_task/Tf_range') == 'ok' and len(calls) == 2  # verify rechecks by default
+    assert K.verify('gene_task/Tf_range') == 'ok' and len(calls) == 2  # verify rechecks by default
     memo.write_text('{not json')                  # a damaged memo costs a re-hash, nothing else
-    monkeypatch.setattr(D, '_MEMO', None)
-    with pytest.warns(UserWarning, match='unreadable'): D.locate('gene_task/Tf_range')
+    monkeypatch.setattr(K, '_MEMO', None)
+    with pytest.warns(UserWarning, match='unreadable'): K.locate('gene_task/Tf_range')
     assert len(calls) == 3
     os_ = __import__('os'); st = p.stat()
     os_.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9), follow_symlinks=True)  # touched: checked again
-    D.locate('gene_task/Tf_range')
+    K.locate('gene_task/Tf_range')
     assert len(calls) == 4
 
 
@@ -349,23 +349,23 @@ def test_verify_all_statuses(farm, monkeypatch):
     names = ['gene_task/Tf_range', 'gene_task/solubility', 'tfs/lambert2018', 'replogle_bulk/rpe1', 'gears_go']
     farm('gene_task/Tf_range', 'gene_task/solubility')
     farm.damage('gene_task/solubility', 'flip')
-    v = D.verify_all(names).set_index('name')
+    v = K.verify_all(names).set_index('name')
     assert v.status.to_dict() == {'gene_task/Tf_range': 'ok', 'gene_task/solubility': 'mismatch', 'tfs/lambert2018': 'missing',
                                   'replogle_bulk/rpe1': 'not mirrored (optional)', 'gears_go': 'not mirrored (optional)'}
-    assert 'SHA-256' in v.detail['gene_task/solubility'] and set(v.status) <= set(D.STATUSES)
+    assert 'SHA-256' in v.detail['gene_task/solubility'] and set(v.status) <= set(K.STATUSES)
     # a downloaded copy of a dataset without a recorded checksum is 'unchecked'
-    dl = D.download_root()/D.REGISTRY['gears_go'].relpath
+    dl = K.download_root()/K.REGISTRY['gears_go'].relpath
     dl.parent.mkdir(parents=True); dl.write_text('source,target,importance\nA,B,0.5\n')
-    assert D.verify('gears_go') == 'unchecked' and D.locate('gears_go') == dl
-    with pytest.raises(FileNotFoundError, match='genenet data fetch tfs/lambert2018'): D.locate('tfs/lambert2018')
-    with pytest.raises(KeyError): D.verify('no-such-dataset')
+    assert K.verify('gears_go') == 'unchecked' and K.locate('gears_go') == dl
+    with pytest.raises(FileNotFoundError, match='genenet data fetch tfs/lambert2018'): K.locate('tfs/lambert2018')
+    with pytest.raises(KeyError): K.verify('no-such-dataset')
 
 
 def test_fetch_without_network_is_a_clear_error(isolated):
     "The real downloader, offline: a ConnectionError that says so, and no partial file left."
     def no_dns(url, output_file, pooch): raise OSError("Failed to resolve 'plus.figshare.com'")
-    with pytest.raises(ConnectionError, match='no network') as e: D.fetch('replogle_bulk/rpe1', downloader=no_dns)
-    assert 'GENENET_DATA' in str(e.value) and not list(D.download_root().rglob('*.h5ad'))
+    with pytest.raises(ConnectionError, match='no network') as e: K.fetch('replogle_bulk/rpe1', downloader=no_dns)
+    assert 'GENENET_DATA' in str(e.value) and not list(K.download_root().rglob('*.h5ad'))
 
 
 # ---------------------------------------------------------------- nothing executes code from data
@@ -398,7 +398,7 @@ def test_planted_pickle_in_the_cache_is_never_loaded(tmp_path, monkeypatch, root
     monkeypatch.setenv('GENENET_CACHE', str(tmp_path/'cache'))
     marker = tmp_path/'marker.txt'
     d = cache_dir('data')
-    key = f'go_{D.REGISTRY["go"].sha256[:16]}_{(root/D.REGISTRY["go"].relpath).stat().st_size}'
+    key = f'go_{K.REGISTRY["go"].sha256[:16]}_{(root/K.REGISTRY["go"].relpath).stat().st_size}'
     for name in (f'{key}.pkl', f'{key}.pickle', f'{key}.json', 'verified.pkl'):  # the old cache name, and junk under the new one
         (d/name).write_bytes(pickle.dumps(_Boom(marker)))
     D._go_graph.cache_clear()

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from genenet import data as gdata, genen as G, metrics as gmetrics
+from genenet import data as gdata, metrics as gmetrics
+from genenet import genen as G, genen_gnn as GN, genen_model as GM, genen_studies as GS
 
 
 # ---------------------------------------------------------------- graphs vs source files
@@ -124,7 +125,7 @@ def test_text_source_rule(root):
     leaky = G.node_texts(g, gene_text='summary')['KCNJ11']
     assert leaky != t['KCNJ11']
     for task in G.GO_DERIVED_TASKS:
-        with pytest.raises(ValueError, match='GO term names'): G.prepare(task, gene_text='summary', n_genes=20)
+        with pytest.raises(ValueError, match='GO term names'): GM.prepare(task, gene_text='summary', n_genes=20)
 
 
 def _audit_data(drop):
@@ -133,20 +134,20 @@ def _audit_data(drop):
                       drop_go_words=G.LABEL_WORDS['solubility'] if drop else None, cache=False)
     idx = g.index
     texts = G.node_texts(g, task.set_index('gene')['summary'])
-    return G.GenenData(g, torch.zeros(g.n_nodes, 1), task, np.array([idx[x] for x in task.gene]), texts=texts)
+    return GM.GenenData(g, torch.zeros(g.n_nodes, 1), task, np.array([idx[x] for x in task.gene]), texts=texts)
 
 
 def test_leak_audit_flags_membrane_on_solubility(root):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         raw, filt = _audit_data(False), _audit_data(True)
-    a = G.task_leak_audit(raw, method_score=0.75)
+    a = GS.task_leak_audit(raw, method_score=0.75)
     assert 'integral component of membrane' in a['feature']['name'] and a['feature']['score'] > 0.7
     assert a['warning'] is True
-    b = G.task_leak_audit(filt, method_score=0.75)
+    b = GS.task_leak_audit(filt, method_score=0.75)
     assert 'membrane' not in b['feature']['name'] and b['feature']['score'] < a['feature']['score']
     assert 'GO:0016021' in filt.graph.info['dropped_go_terms'] and 'GO:0016021' not in filt.graph.go_terms
-    row = G.audit_row(b)
+    row = GS.audit_row(b)
     assert row['best_go_term'] == b['feature']['name'] and row['keyword_roc_auc'] == b['keyword']['score']
 
 
@@ -162,7 +163,7 @@ def test_message_passing_reach(arch):
     d = _toy().to_data(torch.eye(5))
     def outputs(n_hidden, x):
         torch.manual_seed(0)
-        m = G.GenenGNN(5, 3, hidden=8, arch=arch, heads=2, dropout=0.0, n_hidden=n_hidden).eval()
+        m = GN.GenenGNN(5, 3, hidden=8, arch=arch, heads=2, dropout=0.0, n_hidden=n_hidden).eval()
         with torch.no_grad(): return m(x, d.edge_index, d.edge_weight, d.edge_type)
     x3 = d.x.clone(); x3[4] += 3.0                     # change P: 2 hops from A, 3 from B
     x2 = d.x.clone(); x2[1] += 3.0                     # change B
@@ -178,7 +179,7 @@ def test_message_passing_reach(arch):
 
 def test_isolated_node_is_its_own_transform():
     d = _toy().to_data(torch.eye(5))
-    m = G.GenenGNN(5, 5, n_hidden=0, dropout=0.0, edge_weight='none').eval()
+    m = GN.GenenGNN(5, 5, n_hidden=0, dropout=0.0, edge_weight='none').eval()
     with torch.no_grad():
         m.out.lin.weight.copy_(torch.eye(5)); m.out.bias.zero_()
         out = m(d.x, d.edge_index)
@@ -198,13 +199,13 @@ def _ring(n=60, seed=0):
     g = G.GenenGraph(genes + ['GO:1', 'GO:2', 'GO:3', 'GO:4'], np.array([0] * n + [1] * 4), np.concatenate([ring, go], 1),
                      np.array([0] * n + [1] * 4), np.ones(n + 4, np.float32), 'go+ppi')
     t = pd.DataFrame(dict(gene=genes, label=y, summary='x')); t.attrs.update(kind='classification', task='ring')
-    return G.GenenData(g, torch.from_numpy(x), t, np.arange(n))
+    return GM.GenenData(g, torch.from_numpy(x), t, np.arange(n))
 
 
 def test_genen_model_estimator():
     torch.set_num_threads(1)
     gd = _ring()
-    m = G.GenenModel(gd.graph, gd.x, conv='gcn', hidden=16, epochs=40, lr=0.05, dropout=0.0, patience=20)
+    m = GM.GenenModel(gd.graph, gd.x, conv='gcn', hidden=16, epochs=40, lr=0.05, dropout=0.0, patience=20)
     with pytest.raises(RuntimeError, match='not fitted'): m.predict(['g0'])
     genes, y = gd.task.gene.values, gd.task.label.values
     m.fit(genes[:40], y[:40])
@@ -219,10 +220,10 @@ def test_genen_model_estimator():
 def test_masking_protocol_never_masks_test_genes():
     torch.set_num_threads(1)
     gd = _ring()
-    cand = G.masking_candidates(gd.graph, 'go')
+    cand = GN.masking_candidates(gd.graph, 'go')
     assert set(gd.graph.node_type[cand]) == {1}
     for protocol in ('go', 'all'):
-        r = G.masking_curve(gd, rates=(0.0, 0.5, 1.0), protocol=protocol, k=3, hidden=8, epochs=5, patience=None,
+        r = GM.masking_curve(gd, rates=(0.0, 0.5, 1.0), protocol=protocol, k=3, hidden=8, epochs=5, patience=None,
                             progress=False)
         assert (r.n_test_masked == 0).all() and len(r) == 9
         full = r[r.rate == 1.0].n_masked
@@ -232,23 +233,23 @@ def test_masking_protocol_never_masks_test_genes():
 @pytest.mark.parametrize('rate', [0.0, 0.1, 0.33, 0.5, 0.75])
 def test_masking_exact_fraction(rate):
     x = torch.rand(301, 4) + 0.1
-    xm, idx = G.mask_nodes(x, rate, seed=7)
+    xm, idx = GN.mask_nodes(x, rate, seed=7)
     zero = (xm == 0).all(1)
     assert int(zero.sum()) == round(rate * 301) == len(idx) == len(set(idx.tolist()))
     assert torch.equal(xm[~zero], x[~zero])
-    with pytest.raises(ValueError): G.mask_nodes(x, 1.5)
+    with pytest.raises(ValueError): GN.mask_nodes(x, 1.5)
 
 
 def test_cv_folds_are_the_shared_folds():
     y = np.array([0] * 40 + [1] * 25)
-    folds = G.cv_folds(y, k=5, seed=1)
+    folds = GM.cv_folds(y, k=5, seed=1)
     for f, (_, te) in zip(folds, gmetrics.kfold(y, k=5, seed=1)):
         assert np.array_equal(f['test'], te)
         parts = [set(f[k].tolist()) for k in ('train', 'valid', 'test')]
         assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
         assert len(parts[0] | parts[1] | parts[2]) == 65
-    with pytest.raises(ValueError, match='one class'): G.cv_folds(np.ones(30, int))
-    with pytest.raises(ValueError, match='fewer members than folds'): G.cv_folds(np.array([0] * 30 + [1] * 2))
+    with pytest.raises(ValueError, match='one class'): GM.cv_folds(np.ones(30, int))
+    with pytest.raises(ValueError, match='fewer members than folds'): GM.cv_folds(np.array([0] * 30 + [1] * 2))
 
 
 # ---------------------------------------------------------------- enrichment with a known answer
@@ -256,13 +257,13 @@ def test_go_enrichment_toy():
     ann = pd.DataFrame([(f'g{i}', 'T1') for i in range(4)] + [(f'g{i}', 'T2') for i in range(0, 20, 2)]
                        + [(f'g{i}', 'T0') for i in range(20)], columns=['gene', 'go_id'])
     cl = pd.Series(['a'] * 5 + ['b'] * 15, index=[f'g{i}' for i in range(20)])
-    en = G.go_enrichment(cl, ann, min_term_genes=1, max_term_genes=None).set_index(['cluster', 'go_id'])
+    en = GS.go_enrichment(cl, ann, min_term_genes=1, max_term_genes=None).set_index(['cluster', 'go_id'])
     assert np.isclose(en.loc[('a', 'T1'), 'p'], comb(16, 1) / comb(20, 5))           # P(X>=4), N=20, K=4, n=5
     assert en.loc[('a', 'T1'), 'fdr'] == en['fdr'].min() and en.loc[('a', 'T1'), 'fdr'] < 0.05
     assert np.isclose(en.loc[('a', 'T0'), 'p'], 1.0)
     # T2 on every other gene: cluster a holds 3 of 10 in 5 -> not enriched
     assert en.loc[('a', 'T2'), 'fdr'] > 0.5
-    q = G.fdr_bh([0.01, 0.04, 0.03, 0.5])
+    q = GS.fdr_bh([0.01, 0.04, 0.03, 0.5])
     assert np.allclose(q, [0.04, 0.16 / 3, 0.16 / 3, 0.5])
 
 
@@ -272,7 +273,7 @@ def solubility(root):
     n = torch.get_num_threads(); torch.set_num_threads(1)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        yield G.prepare('solubility', kind='go+ppi', n_genes=300, hops=0, min_go_genes=2, go_ancestors_=False,
+        yield GM.prepare('solubility', kind='go+ppi', n_genes=300, hops=0, min_go_genes=2, go_ancestors_=False,
                         progress=False)
     torch.set_num_threads(n)
 
@@ -291,7 +292,7 @@ def test_prepare_features(solubility):
 
 
 def test_solubility_gcn_beats_majority(solubility):
-    m, oof = G.run_cv(solubility, models=('gcn', 'lr'), hidden_grid=(64,), epochs=60, patience=10, progress=False)
+    m, oof = GM.run_cv(solubility, models=('gcn', 'lr'), hidden_grid=(64,), epochs=60, patience=10, progress=False)
     majority = solubility.task['label'].value_counts(normalize=True).max()
     gcn = m[m.model == 'gcn']
     assert len(gcn) == 5 and gcn['accuracy'].mean() > majority + 0.1, (gcn['accuracy'].mean(), majority)

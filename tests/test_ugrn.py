@@ -1,14 +1,16 @@
-"Tests of genenet.ugrn: VVP/GDT features against their definitions, batching, the BEELINE LODO split, metrics."
+"Tests of genenet.ugrn and genenet.ugrn_lodo: VVP/GDT features against their definitions, batching, the BEELINE LODO split, metrics."
 import warnings
 import numpy as np, pandas as pd, pytest, torch
 
 torch.set_num_threads(1)  # the shared 2-core machine: OpenMP spin contention makes 2 threads ~50x slower
 
-from genenet.scfm import ScGPT, scgpt_vocab, pretrained_scfm
+from genenet.scfm import ScGPT, scgpt_vocab
+from genenet.scfm_pretrain import pretrained_scfm
 from genenet.ugrn import (GeneContext, vvp_responses, gdt_jacobians, vvp_pair_loop, gdt_pair_loop, probe_values,
-                          FeatureBank, pair_features, train_projector, projector_logits, BeelineData, lodo_split,
-                          lodo_test_sets, drop_seen_pairs, early_precision_ratio, all_tf_pairs, beeline_metrics, lodo_benchmark,
-                          gdt_source_columns, rebalance, read_genelink_folder, UgrnModel, CONTROLS)
+                          FeatureBank, pair_features, gdt_source_columns)
+from genenet.ugrn_lodo import (train_projector, projector_logits, BeelineData, lodo_split, lodo_test_sets, drop_seen_pairs,
+                               early_precision_ratio, all_tf_pairs, beeline_metrics, lodo_benchmark, rebalance,
+                               read_genelink_folder, UgrnModel, CONTROLS)
 from genenet.metrics import binary_metrics
 
 GENES = ['GATA1', 'TAL1', 'SPI1', 'CEBPA', 'KLF1', 'RUNX1', 'GFI1', 'MYB', 'FLI1']
