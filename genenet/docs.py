@@ -20,6 +20,7 @@ from nbdev.processors import (add_show_docs, populate_language, strip_ansi, hide
 import genenet
 from . import _modidx
 from .core import repo_root, cache_dir, data_root, user_cache_root, atomic_write_text
+from .reproduce import share_cores
 from .run_pages import latest_runs, repro_overview, repro_cells
 
 # %% auto #0
@@ -185,7 +186,8 @@ def execute_many(paths:list[Path], # notebooks to execute
     todo = [dict(path=str(p), mode=mode, timeout=timeout) for p in paths]
     res = {}
     ctx = multiprocessing.get_context('spawn')
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx) as ex:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx, initializer=share_cores,
+                                                initargs=(max(1, jobs),)) as ex:
         futs = {ex.submit(_execute_job, j): Path(j['path']) for j in todo}
         for f in concurrent.futures.as_completed(futs):
             p = futs[f]

@@ -24,7 +24,7 @@ from .metrics import HIGHER_IS_BETTER
 # %% auto #0
 __all__ = ['SCHEMA', 'repro_dir', 'list_notebooks', 'select_notebooks', 'settings', 'validate_results', 'seed_summary',
            'write_results', 'load_params', 'declared_parameters', 'notebook_params', 'confined', 'check_results',
-           'default_kernel', 'check_kernel', 'run_one', 'run_notebooks', 'summary_rows', 'summary_frame',
+           'default_kernel', 'check_kernel', 'run_one', 'share_cores', 'run_notebooks', 'summary_rows', 'summary_frame',
            'write_summary']
 
 # %% ../nbs/05_reproduce.ipynb #8432a00e
@@ -319,6 +319,15 @@ def run_one(name:str, # notebook name (its folder under `out`)
     return rec
 
 # %% ../nbs/05_reproduce.ipynb #2d0e375e
+def share_cores(jobs:int, # notebooks running at once
+               ) -> int:
+    """Give this process (and the kernels it starts) an equal share of the CPU cores: `OMP_NUM_THREADS` and friends set
+    to cores // jobs unless the user set them. Two notebooks on two cores with torch's default of one thread per core
+    each oversubscribe the cores, and spinning OpenMP threads then slow both down several-fold."""
+    n = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    for var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS'): os.environ.setdefault(var, str(n))
+    return int(os.environ['OMP_NUM_THREADS'])
+
 def run_notebooks(names:str|list[str]|None=None, # notebook names / globs / paper prefixes; None = every notebook
                   quick:bool=True, # offline defaults (small models, CPU) vs the paper settings
                   params:str|Path|dict|None=None, # overrides: dict or YAML file (top-level keys + per-notebook sections)
@@ -368,7 +377,8 @@ def run_notebooks(names:str|list[str]|None=None, # notebook names / globs / pape
             bar.set_postfix_str(name)
             _done(run_one(name, path, out, plan[name], kernel=kernel, timeout=timeout, progress=cell_progress)); bar.update()
     else:  # separate processes (spawned, not forked: the parent may hold torch threads), results in finishing order
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context('spawn')) as ex:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context('spawn'), initializer=share_cores,
+                                 initargs=(jobs,)) as ex:
             futs = {ex.submit(run_one, name, path, out, plan[name], kernel=kernel, timeout=timeout, progress=False): name
                     for name, path in todo}
             for f in as_completed(futs):

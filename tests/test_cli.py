@@ -101,3 +101,16 @@ def test_models_list():
 def test_docs_is_a_thin_call():
     cp = genenet_cli('docs', '--help')
     assert cp.returncode == 0 and '--no-execute' in cp.stdout and '--runs' in cp.stdout
+
+
+def test_parallel_notebooks_share_the_cores():
+    "Each of `jobs` worker processes gets cores // jobs threads (inherited by its kernels); a user's setting wins."
+    import os, subprocess, sys
+    code = 'import os; from genenet.reproduce import share_cores; print(share_cores(2), os.environ["MKL_NUM_THREADS"])'
+    env = {k: v for k, v in os.environ.items() if not k.endswith('_NUM_THREADS')}
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True).stdout.split()
+    n = max(1, (os.cpu_count() or 1) // 2)
+    assert out == [str(n), str(n)]
+    out = subprocess.run([sys.executable, '-c', code], env={**env, 'OMP_NUM_THREADS': '3'}, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] == '3' and out[1] == str(n)

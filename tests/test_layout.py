@@ -77,3 +77,13 @@ def test_layout_checks_can_fail(tmp_path):
     top = {id(n) for n in tree.body}
     assert [n.lineno for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) and id(n) not in top and _sibling(n)] == [4]
     assert _imported_modules(ast.parse('from . import data as d, models\nfrom genenet.core import z\nimport numpy')) == {'data', 'models', 'core'}
+
+
+def test_reproduction_notebooks_show_progress():
+    "`genenet reproduce` runs minutes per notebook: no quick setting silences its progress bars."
+    import json
+    silent = []
+    for nb in sorted((ROOT/'nbs'/'repro').glob('*.ipynb')):
+        src = '\n'.join(''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'code')
+        silent += [f'{nb.name}: {m.group(0)}' for m in re.finditer(r'progress\s*=\s*(False|not quick)', src)]
+    assert not silent, f'progress bars switched off: {silent}'
