@@ -61,7 +61,9 @@ def clean_pairs(pairs:pd.DataFrame, # columns gene_a, gene_b (+ label)
 # %% ../nbs/10_grasp.ipynb #d50a9660
 class MissingGenesError(KeyError):
     "Raised when pairs name genes that have no vector."
-    def __init__(self, missing:list[str]):
+    def __init__(self,
+                 missing:list[str], # the symbols without a vector
+                ):
         self.missing = list(missing)
         super().__init__(f'{len(self.missing)} genes have no vector in the table: {self.missing[:20]}'
                          + (' ...' if len(self.missing) > 20 else '') + "; pass missing='skip' to drop their pairs (counted)")
@@ -86,12 +88,18 @@ class GeneVectorTable:
     def frame(self) -> pd.DataFrame:
         "The vectors as a DataFrame indexed by symbol (the form `genenet.evaluate.pair_controls` reads)."
         return pd.DataFrame(self.vectors.numpy(), index=self.symbols)
-    def index(self, symbols:Sequence[str]) -> torch.Tensor:
+    def index(self,
+              symbols:Sequence[str], # gene symbols
+             ) -> torch.Tensor:
         "Row indices of `symbols`; raises `MissingGenesError` listing every absent symbol."
         missing = sorted({s for s in symbols if s not in self.pos})
         if missing: raise MissingGenesError(missing)
         return torch.tensor([self.pos[s] for s in symbols], dtype=torch.long)
-    def lookup(self, symbols:Sequence[str]) -> torch.Tensor: return self.vectors[self.index(symbols)]
+    def lookup(self,
+               symbols:Sequence[str], # gene symbols
+              ) -> torch.Tensor:
+        "Vectors [N, d] of `symbols` (`MissingGenesError` for any absent one)."
+        return self.vectors[self.index(symbols)]
     def filter_pairs(self, pairs:pd.DataFrame, # columns gene_a, gene_b
                      missing:str='raise', # 'raise' (error listing them) or 'skip' (drop their pairs, counted in attrs)
                     ) -> pd.DataFrame:
@@ -104,7 +112,9 @@ class GeneVectorTable:
         out.attrs.update(pairs.attrs); out.attrs.update(n_skipped_missing=int((~ok).sum()), missing_genes=miss)
         if miss: warnings.warn(f'skipped {int((~ok).sum())} pairs whose genes have no vector ({len(miss)} genes, e.g. {miss[:5]})')
         return out
-    def save(self, path):
+    def save(self,
+             path, # destination `.npz` file
+            ):
         "Write symbols and vectors to an `.npz` file (atomically; no pickle)."
         with atomic_path(path) as tmp:
             with open(tmp, 'wb') as f: np.savez(f, symbols=np.array(self.symbols, dtype=str), vectors=self.vectors.numpy())
@@ -117,7 +127,8 @@ class GeneVectorTable:
 SUMMARY_PROMPT = ("Write one paragraph (at most 100 words) summarising what is known about the human gene {gene}: "
                   "the protein it encodes, its molecular function, pathways and the processes it takes part in.")
 
-def generate_gene_summaries(model, tokenizer, # the backbone LLM and its tokenizer
+def generate_gene_summaries(model, # the backbone LLM
+                            tokenizer, # its tokenizer
                             symbols:Sequence[str], # genes to describe
                             model_name:str, # cache key of the backbone
                             max_new_tokens:int=128, # the paper's limit
@@ -138,7 +149,8 @@ def generate_gene_summaries(model, tokenizer, # the backbone LLM and its tokeniz
     return pd.Series(out, name='summary')
 
 def gene_vector_table(symbols:Sequence[str], # genes needed
-                      model, tokenizer, # the loaded backbone and its tokenizer
+                      model, # the loaded backbone
+                      tokenizer, # its tokenizer
                       tag:str, # cache name of the backbone (name + anything that changes its states, e.g. n_layers)
                       source:str='offline', # 'generate' (the paper: the backbone writes the text) or a `gene_summaries` source
                       missing:str='raise', # genes without text: 'raise' or 'skip' (left out of the table, listed in `.source`)
@@ -174,7 +186,10 @@ class FactorisedProjection(nn.Module):
         self.r, self.K, self.L = r, K, L
         self.coef = nn.Linear(d_in, L*r)      # W_c, b_c
         self.mix = nn.Linear(d_in, K)         # α logits
-    def forward(self, z:torch.Tensor, bases:torch.Tensor):
+    def forward(self,
+                z:torch.Tensor, # [B, d_in] normalised gene vectors
+                bases:torch.Tensor, # [K, r, d] the shared basis matrices
+               ):
         C = self.coef(z).view(z.shape[0], self.L, self.r)              # [B, L, r]
         alpha = self.mix(z).softmax(-1)                                 # [B, K]
         CB = torch.einsum('blr,krd->bkld', C, bases)                   # [B, K, L, d]
@@ -200,7 +215,10 @@ class GraspPrompt(nn.Module):
         self.last_alpha = None
     @property
     def n_tokens(self): return 3*self.L
-    def forward(self, s_a:torch.Tensor, s_b:torch.Tensor) -> torch.Tensor:
+    def forward(self,
+                s_a:torch.Tensor, # [B, d_in] vectors of gene a
+                s_b:torch.Tensor, # [B, d_in] vectors of gene b
+               ) -> torch.Tensor:
         za, zb = self.norm(s_a), self.norm(s_b)
         zr = self.norm((s_a - s_b).abs())
         pa, aa = self.gene(za, self.bases)
@@ -219,7 +237,10 @@ class TaskSoftPrompt(nn.Module):
         self.tokens = nn.Parameter(torch.randn(n_tokens, d_model) * emb_std)
     @property
     def n_tokens(self): return self.tokens.shape[0]
-    def forward(self, s_a:torch.Tensor, s_b:torch.Tensor|None=None) -> torch.Tensor:
+    def forward(self,
+                s_a:torch.Tensor, # [B, d_in] vectors of gene a (only the batch size is used)
+                s_b:torch.Tensor|None=None, # ignored: the task prompt is the same for every pair
+               ) -> torch.Tensor:
         return self.tokens.unsqueeze(0).expand(s_a.shape[0], -1, -1)
 
 # %% ../nbs/10_grasp.ipynb #89dbbda1
@@ -233,11 +254,17 @@ class PoolingHead(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d_model, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
         self.a = nn.Parameter(torch.full((n_positions,), 1.0/n_positions))
         self.b_agg = nn.Parameter(torch.zeros(()))
-    def token_logits(self, h:torch.Tensor, mask:torch.Tensor|None=None) -> torch.Tensor:
+    def token_logits(self,
+                     h:torch.Tensor, # [B, T, d] final hidden states
+                     mask:torch.Tensor|None=None, # [B, T] 1 for real tokens (None: all real)
+                    ) -> torch.Tensor:
         "Per-position scores $u_t$ [B, T] (0 at padding)."
         u = self.mlp(h.to(self.a.dtype)).squeeze(-1)
         return u if mask is None else u * mask.to(u.dtype)
-    def forward(self, h:torch.Tensor, mask:torch.Tensor|None=None) -> torch.Tensor:
+    def forward(self,
+                h:torch.Tensor, # [B, T, d] final hidden states
+                mask:torch.Tensor|None=None, # [B, T] 1 for real tokens (None: all real)
+               ) -> torch.Tensor:
         if h.shape[1] != self.a.shape[0]: raise ValueError(f'head built for {self.a.shape[0]} positions, got {h.shape[1]}')
         return self.token_logits(h, mask) @ self.a + self.b_agg
 
@@ -262,7 +289,8 @@ def build_queries(pairs:pd.DataFrame, # columns gene_a, gene_b
     if '{a}' not in tpl or '{b}' not in tpl: raise ValueError(f'unknown task {task!r} (known: {list(templates)}) and not a template with {{a}}, {{b}}')
     return [tpl.format(a=a, b=b) for a, b in zip(pairs.gene_a, pairs.gene_b)]
 
-def first_sentence(text:str) -> str:
+def first_sentence(text:str, # a gene summary
+                  ) -> str:
     "The first sentence of a summary."
     if not isinstance(text, str): return ''
     m = re.match(r'(.+?[.!?])(\s|$)', text.strip())
@@ -307,6 +335,7 @@ def tokenize_queries(tokenizer, # the backbone's tokenizer
         if e: ids[i, -len(e):] = torch.tensor(e); mask[i, -len(e):] = 1
     return ids, mask
 
-def position_ids(mask:torch.Tensor) -> torch.Tensor:
+def position_ids(mask:torch.Tensor, # [B, T] attention mask (left padding)
+                ) -> torch.Tensor:
     "Positions counting real tokens only: `cumsum(mask) - 1`, clipped at 0 [B, T]."
     return (mask.long().cumsum(-1) - 1).clamp(min=0)

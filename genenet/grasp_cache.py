@@ -23,17 +23,20 @@ __all__ = ['STORAGES', 'causal_base', 'cache_kwarg', 'backbone_dtype', 'QuerySta
            'query_cache_bytes', 'choose_train_path', 'QueryCache', 'GraspClassifier']
 
 # %% ../nbs/11_grasp_cache.ipynb #fc4f707c
-def causal_base(model) -> nn.Module:
+def causal_base(model, # a transformers causal LM
+               ) -> nn.Module:
     "The transformer stack of a causal LM without its LM head."
     base = getattr(model, 'model', None)
     if not isinstance(base, nn.Module): raise TypeError(f'{type(model).__name__} has no .model transformer stack')
     return base
 
-def cache_kwarg(base:nn.Module) -> str:
+def cache_kwarg(base:nn.Module, # a transformer stack (`causal_base`)
+               ) -> str:
     "The keyword a transformer stack takes its KV cache under: `cache` (transformers ≥ 5.2x), else `past_key_values`."
     return 'cache' if 'cache' in inspect.signature(base.forward).parameters else 'past_key_values'
 
-def backbone_dtype(model) -> torch.dtype:
+def backbone_dtype(model, # a transformers model
+                  ) -> torch.dtype:
     "The dtype the backbone computes in (its input embeddings')."
     return model.get_input_embeddings().weight.dtype
 
@@ -92,7 +95,7 @@ def choose_train_path(config, # backbone config
                       budget_gb:float|None=None, # memory the cache may take (None: 4 GiB on CPU, 0 on GPU)
                       storage:str|None=None, # 'cuda', 'cpu' or 'disk' (None: where the backbone runs)
                       dtype=None, # storage dtype (default: bf16 on disk and GPU, fp32 on CPU)
-                      store_kv:bool=True,
+                      store_kv:bool=True, # count every layer's keys/values too (the soft prompt needs them)
                      ) -> dict:
     "`{'path': 'cached'|'per_batch', 'storage', 'dtype', 'bytes', 'budget'}`: cache the queries only if they fit."
     dev = torch.device(device)
@@ -105,7 +108,13 @@ def choose_train_path(config, # backbone config
 
 class QueryCache:
     "States of distinct queries, found by content: `ids`, `mask` [N, T], `hidden` [N, T, d], `kv` [N, L, 2, H, T, dh] (or None)."
-    def __init__(self, ids, mask, hidden, kv=None, storage:str='cpu'):
+    def __init__(self,
+                 ids, # [N, T] token ids of the cached queries
+                 mask, # [N, T] their attention mask
+                 hidden, # [N, T, d] final hidden states (tensor, or memory-mapped array on disk)
+                 kv=None, # per layer (keys, values), or None when only hidden states are kept
+                 storage:str='cpu', # where the states live: 'cuda', 'cpu' or 'disk'
+                ):
         self.ids, self.mask, self.hidden, self.kv, self.storage = ids, mask, hidden, kv, storage
         self._row = {k: i for i, k in enumerate(self.keys(ids))}
     @staticmethod
@@ -117,12 +126,18 @@ class QueryCache:
     def nbytes(self): return sum(t.numel()*t.element_size() for t in (self.hidden, self.kv) if t is not None)
     def __repr__(self):
         return f'QueryCache({len(self)} queries × {self.ids.shape[1]} tokens, kv={self.kv is not None}, {self.storage}, {self.nbytes/2**20:.1f} MiB)'
-    def rows(self, ids:torch.Tensor) -> torch.Tensor|None:
+    def rows(self,
+             ids:torch.Tensor, # [B, T] token ids of a batch of queries
+            ) -> torch.Tensor|None:
         "Rows of these queries, or None if any is not cached (or has another length)."
         if ids.shape[1] != self.ids.shape[1]: return None
         idx = [self._row.get(k) for k in self.keys(ids)]
         return None if any(i is None for i in idx) else torch.tensor(idx, dtype=torch.long)
-    def fetch(self, rows:torch.Tensor, device, dtype) -> QueryStates:
+    def fetch(self,
+              rows:torch.Tensor, # rows from `rows`
+              device, # where the batch is computed
+              dtype, # the backbone's dtype
+             ) -> QueryStates:
         "The cached states of `rows`, trimmed to their longest query, on `device` in `dtype`."
         m = self.mask[rows]
         n = max(1, int(m.sum(1).max()))
@@ -223,16 +238,25 @@ class GraspClassifier(nn.Module):
     def _apply(self, fn, *args, **kwargs):
         self.backbone._apply(fn, *args, **kwargs)
         return super()._apply(fn, *args, **kwargs)
-    def train(self, mode:bool=True):
+    def train(self,
+              mode:bool=True, # training mode for the prompt and head (the backbone stays in eval)
+             ):
         super().train(mode); self.backbone.eval()   # the backbone never leaves eval mode (no dropout)
         return self
 
-    def soft_tokens(self, a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
+    def soft_tokens(self,
+                    a:torch.Tensor, # [B] rows of gene a in the vector table
+                    b:torch.Tensor, # [B] rows of gene b
+                   ) -> torch.Tensor:
         "Soft tokens [B, n_prompt, d] for gene rows `a`, `b`, in the backbone's dtype."
         dt = next(self.prompt.parameters()).dtype   # the prompt keeps its own dtype (fp32 beside a bf16 backbone)
         return self.prompt(self.S[a].to(dt), self.S[b].to(dt)).to(backbone_dtype(self.backbone))
 
-    def forward_full(self, input_ids, attention_mask, a, b,
+    def forward_full(self,
+                     input_ids, # [B, T] left-padded query tokens
+                     attention_mask, # [B, T]
+                     a, # [B] rows of gene a in the vector table
+                     b, # [B] rows of gene b
                      trim:bool=True, # skip leading columns that are padding in every row (same logits, less work)
                     ) -> torch.Tensor:
         "Logits by running the whole sequence (query + soft tokens) through the backbone."
@@ -248,7 +272,11 @@ class GraspClassifier(nn.Module):
         h = hs.new_zeros(x.shape[0], x.shape[1], hs.shape[-1]); h[:, start:] = hs
         return self.head(h, m)
 
-    def forward_suffix(self, st:QueryStates, a, b) -> torch.Tensor:
+    def forward_suffix(self,
+                       st:QueryStates, # the queries' cached or recomputed states
+                       a, # [B] rows of gene a in the vector table
+                       b, # [B] rows of gene b
+                      ) -> torch.Tensor:
         "Logits from the query's states `st`: only the soft suffix tokens run through the backbone."
         B, n = st.mask.shape
         hq = st.hidden.new_zeros(B, self.query_len, st.hidden.shape[-1]); hq[:, -n:] = st.hidden
@@ -261,7 +289,10 @@ class GraspClassifier(nn.Module):
                   **{cache_kwarg(base): suffix_cache(st.kv.to(p.dtype))}).last_hidden_state
         return self.head(torch.cat([hq.to(hs.dtype), hs], 1), torch.cat([mq, m[:, -p.shape[1]:]], 1))
 
-    def query_states(self, input_ids, attention_mask) -> QueryStates:
+    def query_states(self,
+                     input_ids, # [B, T] left-padded query tokens
+                     attention_mask, # [B, T]
+                    ) -> QueryStates:
         "The query's states: from the attached cache when it holds every query of the batch, else recomputed (no gradient)."
         rows = self.cache.rows(input_ids) if self.cache is not None else None
         need_kv = self.prompt is not None
@@ -269,7 +300,9 @@ class GraspClassifier(nn.Module):
             return self.cache.fetch(rows, input_ids.device, backbone_dtype(self.backbone))
         return query_states(self.backbone, input_ids, attention_mask, store_kv=need_kv)
 
-    def forward(self, batch:dict) -> torch.Tensor:
+    def forward(self,
+                batch:dict, # {input_ids, attention_mask, a, b} (from `pair_inputs`)
+               ) -> torch.Tensor:
         "Logits [B] for a batch {input_ids, attention_mask, a, b}."
         missing = {'input_ids', 'attention_mask', 'a', 'b'} - set(batch)
         if missing: raise KeyError(f'batch needs input_ids, attention_mask, a, b; missing {sorted(missing)}')

@@ -47,7 +47,8 @@ def method_queries(method:str, # one of `METHODS`
 
 def pair_inputs(pairs:pd.DataFrame, # gene_a, gene_b (+ label)
                 table:GeneVectorTable, # every gene must be in it (else `MissingGenesError`)
-                ids:torch.Tensor, mask:torch.Tensor, # the pairs' tokenised queries (`method_queries`)
+                ids:torch.Tensor, # [N, T] the pairs' tokenised queries (`method_queries`)
+                mask:torch.Tensor, # [N, T] their attention mask
                ) -> dict:
     "Dict of tensors {input_ids, attention_mask, a, b (, label)} for `fit` / `predict`."
     d = dict(input_ids=ids, attention_mask=mask, a=table.index(pairs.gene_a.tolist()), b=table.index(pairs.gene_b.tolist()))
@@ -57,7 +58,9 @@ def pair_inputs(pairs:pd.DataFrame, # gene_a, gene_b (+ label)
 def make_prompt(method:str, # one of `METHODS`
                 d_in:int, # gene vector size
                 backbone, # the causal LM (embedding size and scale)
-                r:int=1024, K:int=4, L:int=1, # GRASP's rank, bases, tokens per generator
+                r:int=1024, # GRASP's rank
+                K:int=4, # basis matrices
+                L:int=1, # soft tokens per generator
                ):
     "The prompt module of `method`: `GraspPrompt`, `TaskSoftPrompt` or None."
     emb = backbone.get_input_embeddings().weight
@@ -71,8 +74,12 @@ def make_prompt(method:str, # one of `METHODS`
 PAPER_TRAIN = dict(epochs=15, lr=1e-4, weight_decay=0.01, warmup=0.05, schedule='linear')
 
 def train_grasp(model:GraspClassifier, # the classifier to train (prompt + head)
-                train_data:dict, valid_data:dict|None=None, # from `pair_inputs`
-                epochs:int=15, lr:float=1e-4, weight_decay:float=0.01, warmup:float=0.05,
+                train_data:dict, # training tensors from `pair_inputs` (with `label`)
+                valid_data:dict|None=None, # validation tensors from `pair_inputs` (None: no validation)
+                epochs:int=15, # passes over the training pairs
+                lr:float=1e-4, # AdamW learning rate (the paper's)
+                weight_decay:float=0.01, # AdamW weight decay
+                warmup:float=0.05, # fraction of steps with a linearly rising learning rate
                 schedule:str='linear', # after warm-up: 'linear' (the paper's HF default), 'constant' or 'cosine'
                 batch_size:int=64, # 128 PPI / 64 KSR in the paper
                 seed:int=0, # seeds the prompt/head init order, shuffling
@@ -102,21 +109,29 @@ class GraspModel:
                  method:str='grasp', # one of `METHODS`
                  task:str='ppi', # the question asked: 'ppi', 'ksr' or 'regulatory'
                  directed:bool|None=None, # are pairs ordered? (None: from the task)
-                 r:int=1024, K:int=4, L:int=1, # prompt rank (paper: 1024 PPI, 512 KSR), bases, tokens per generator
+                 r:int=1024, # prompt rank (paper: 1024 PPI, 512 KSR)
+                 K:int=4, # basis matrices mixed by the softmax weights
+                 L:int=1, # soft tokens per generator (a, b, |a-b|)
                  query_len:int=80, # tokens of the question (BOS included)
                  head_hidden:int=256, # head MLP width
-                 epochs:int=15, lr:float=1e-4, weight_decay:float=0.01, warmup:float=0.05, schedule:str='linear',
+                 epochs:int=15, # training passes (the paper's)
+                 lr:float=1e-4, # AdamW learning rate (the paper's)
+                 weight_decay:float=0.01, # AdamW weight decay
+                 warmup:float=0.05, # fraction of steps with a rising learning rate
+                 schedule:str='linear', # after warm-up: 'linear', 'constant' or 'cosine'
                  batch_size:int=128, # training batch (paper: 128 PPI, 64 KSR)
                  text_source:str='generate', # gene text: 'generate' (the paper) or a `gene_summaries` source
                  text_max_length:int=128, # tokens of gene text encoded
                  n_layers:int|None=None, # keep the first n backbone blocks (a CPU-budget setting; None: all)
-                 device:str|None=None, dtype=None, # where and in what dtype the backbone runs (default: GPU bf16 / CPU fp32)
+                 device:str|None=None, # where the backbone runs (None: GPU if present)
+                 dtype=None, # the backbone's dtype (None: bf16 on GPU, fp32 on CPU)
                  cache_budget_gb:float|None=None, # memory a query cache may take (None: 4 GiB on CPU, none on GPU)
                  cache_storage:str|None=None, # 'cuda', 'cpu' or 'disk' (memory-mapped bf16 in `cache_path`)
                  cache_path=None, # folder for a disk cache
                  cache:QueryCache|None=None, # reuse states another model built on the same backbone (e.g. grasp ↔ soft_suffix)
                  summaries:pd.Series|None=None, # gene → summary text for the biocontext baseline (None: from `text_source`)
-                 seed:int=0, progress:bool=True,
+                 seed:int=0, # seeds initialisation and shuffling
+                 progress:bool=True, # tqdm bars while encoding and training
                 ):
         if method not in METHODS: raise ValueError(f'unknown method {method!r}; choose from {METHODS}')
         if task not in DIRECTED and directed is None: raise ValueError(f'unknown task {task!r}: give directed= explicitly')
@@ -267,7 +282,8 @@ FEW_SHOT_QUESTIONS = {
     'regulatory': 'Does the transcription factor {a} regulate {b}?',
 }
 
-def parse_yes_no(reply:str) -> int|None:
+def parse_yes_no(reply:str, # an LLM's answer
+                ) -> int|None:
     "1 for a yes, 0 for a no, None when the reply is empty, hedged ('not sure', 'unclear', ...) or says neither."
     if not isinstance(reply, str): return None
     words = re.findall(r"[a-z]+", reply.lower())[:12]
@@ -295,7 +311,7 @@ def few_shot_prompt(examples:pd.DataFrame, # gene_a, gene_b, label: the in-conte
 
 def few_shot_examples(train_pairs:pd.DataFrame, # labelled training pairs
                       n_shot:int=6, # examples, half positive
-                      seed:int=0,
+                      seed:int=0, # which pairs are drawn
                      ) -> pd.DataFrame:
     "n_shot/2 positive and n_shot/2 negative training pairs, shuffled."
     rng = np.random.default_rng(seed)
@@ -308,8 +324,12 @@ def few_shot_examples(train_pairs:pd.DataFrame, # labelled training pairs
 def few_shot_predict(model, tokenizer, # a causal LM (chat template used when present)
                      train_pairs:pd.DataFrame, # examples are drawn from here
                      test_pairs:pd.DataFrame, # gene_a, gene_b (+ label)
-                     task:str='ppi', n_shot:int=6, seed:int=0,
-                     max_new_tokens:int=8, batch_size:int=8, progress:bool=True,
+                     task:str='ppi', # a key of `FEW_SHOT_QUESTIONS` or a template with {a}, {b}
+                     n_shot:int=6, # in-context examples, half positive
+                     seed:int=0, # which examples are drawn
+                     max_new_tokens:int=8, # reply length (a Yes/No answer)
+                     batch_size:int=8, # prompts generated at once
+                     progress:bool=True, # tqdm bar over batches
                     ) -> pd.DataFrame:
     "Few-shot baseline: test pairs + `reply`, `pred` (1/0, or <NA> when unparsable); `attrs['n_unparsable']`."
     ex = few_shot_examples(train_pairs, n_shot, seed)
@@ -335,7 +355,9 @@ def few_shot_metrics(df:pd.DataFrame, # from `few_shot_predict`
 
 def explain_pair(model, tokenizer, # a causal LM
                  a:str, b:str, # the pair
-                 task:str='ppi', max_new_tokens:int=200) -> str:
+                 task:str='ppi', # a key of `QUERIES` or a template with {a}, {b}
+                 max_new_tokens:int=200, # length of the explanation
+                ) -> str:
     "A zero-shot chain-of-thought answer of the backbone for one pair (the paper's qualitative example)."
     return generate_chat(model, tokenizer, [QUERIES.get(task, task).format(a=a, b=b)], max_new_tokens=max_new_tokens, progress=False)[0]
 

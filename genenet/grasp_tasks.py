@@ -66,7 +66,7 @@ def labelled_pairs(positives:pd.DataFrame, # gene_a, gene_b
                    n_pos:int|None=None, # subsample this many positives (None: all)
                    exclude:pd.DataFrame|None=None, # more pairs that must not become negatives
                    ratio:float=1, # negatives per positive
-                   seed:int=0,
+                   seed:int=0, # seeds subsampling and negative sampling
                    negatives:str='uniform', # 'uniform', 'degree_matched' or 'role_matched' (`genenet.genes.balanced_pairs`)
                   ) -> pd.DataFrame:
     "Positives (optionally subsampled) + negatives among their genes, disjoint from all positives and `exclude`."
@@ -81,7 +81,9 @@ def labelled_pairs(positives:pd.DataFrame, # gene_a, gene_b
 TASK_NEGATIVES = {'ppi': 'uniform', 'ksr': 'role_matched', 'regulatory': 'role_matched'}
 
 def task_pairs(task:str='ppi', # 'ppi' or 'ksr'
-               n_pos:int|None=None, ratio:float=1, seed:int=0,
+               n_pos:int|None=None, # subsample this many positives (None: all)
+               ratio:float=1, # negatives per positive
+               seed:int=0, # seeds subsampling and negative sampling
                negatives:str|None=None, # None: the task's default (`TASK_NEGATIVES`)
                ksr_protocol:str='directed', # 'directed' (role-matched default) or 'undirected' (the paper's framing)
                string_min_experiments:int=400, # ppi
@@ -106,7 +108,10 @@ def task_pairs(task:str='ppi', # 'ppi' or 'ksr'
 
 def regulatory_pairs(source:str='trrust', # 'trrust' or 'k562_chip'
                      exclude:pd.DataFrame|None=None, # PPI training pairs: removed in either orientation
-                     n_pos:int|None=None, ratio:float=1, seed:int=0, min_weight:int=0,
+                     n_pos:int|None=None, # subsample this many positives (None: all)
+                     ratio:float=1, # negatives per positive
+                     seed:int=0, # seeds subsampling and negative sampling
+                     min_weight:int=0, # k562_chip: keep edges with weight >= this (TRRUST ignores it)
                      negatives:str='role_matched', # a TF stays the source of every negative
                     ) -> pd.DataFrame:
     "Labelled TF→target pairs for zero-shot transfer, with pairs in `exclude` removed (count in `attrs['n_removed']`)."
@@ -122,8 +127,9 @@ def regulatory_pairs(source:str='trrust', # 'trrust' or 'k562_chip'
 
 def protocol_splits(pairs:pd.DataFrame, # labelled pairs
                     split:str='random', # 'random' (the paper) or cold-start 'C1', 'C2', 'C3'
-                    directed:bool=False,
-                    fractions=(0.64, 0.16, 0.2), seed:int=0,
+                    directed:bool=False, # are pairs ordered (a→b differs from b→a)?
+                    fractions=(0.64, 0.16, 0.2), # train, valid, test shares (of pairs, or of genes for cold-start splits)
+                    seed:int=0, # seeds the split
                    ) -> dict:
     "dict(train, valid, test) under one split protocol (`genenet.genes.split_pairs` / `cold_start_split`)."
     if split == 'random': return split_pairs(pairs, fractions, directed=directed, seed=seed)
@@ -148,7 +154,8 @@ def per_gene_error(pairs:pd.DataFrame, # test pairs: gene_a, gene_b, label
     return out.reset_index()
 
 def delta_error(pairs:pd.DataFrame, # test pairs: gene_a, gene_b, label
-                proba_ref, proba_grasp, # scores of the reference (task soft prefix) and of GRASP, same order
+                proba_ref, # scores of the reference (task soft prefix), in the order of `pairs`
+                proba_grasp, # scores of GRASP, in the same order
                 train_pos:pd.DataFrame, # training positives for the degree
                 threshold:float|str=0.5, # as in `per_gene_error`
                ) -> pd.DataFrame:
@@ -161,7 +168,7 @@ def delta_error(pairs:pd.DataFrame, # test pairs: gene_a, gene_b, label
 # %% ../nbs/13_grasp_tasks.ipynb #3c1179bc
 def hidden_positives(pairs:pd.DataFrame, # labelled training pairs (gene_a, gene_b, label)
                      independent:pd.DataFrame, # positives of an independent source (gene_a, gene_b)
-                     directed:bool=False,
+                     directed:bool=False, # match pairs in their order only (else either orientation)
                     ) -> pd.DataFrame:
     "The negatives of `pairs`, with `group` = 'hidden positive' (in `independent`) or 'true negative'."
     neg = pairs[pairs.label == 0].reset_index(drop=True)
@@ -169,7 +176,9 @@ def hidden_positives(pairs:pd.DataFrame, # labelled training pairs (gene_a, gene
     hit = np.array([k in ind for k in pair_key(neg.gene_a, neg.gene_b, directed)], dtype=bool)
     return neg.assign(group=np.where(hit, 'hidden positive', 'true negative'))
 
-def cohens_d(x, y) -> float:
+def cohens_d(x, # scores of one group
+             y, # scores of the other
+            ) -> float:
     "Cohen's d of x vs y with the pooled standard deviation."
     x, y = np.asarray(x, float), np.asarray(y, float)
     nx_, ny = len(x), len(y)
@@ -200,7 +209,8 @@ def hub_subnetwork(scored:pd.DataFrame, # test pairs with gene_a, gene_b, label 
     return s.assign(call=call)[['partner', score, 'label', 'call']].rename(columns={score: 'score'}).reset_index(drop=True)
 
 def draw_subnetwork(sub:pd.DataFrame, # from `hub_subnetwork`
-                    hub:str, ax, # the hub, a matplotlib axis
+                    hub:str, # the hub gene
+                    ax, # a matplotlib axis to draw on
                    ):
     "Star layout of a hub's predicted and known partners: TP green, FP red, missed known partners dashed grey."
     g = nx.Graph()
@@ -218,8 +228,9 @@ def draw_subnetwork(sub:pd.DataFrame, # from `hub_subnetwork`
 
 # %% ../nbs/13_grasp_tasks.ipynb #707c8978
 def mouse_pairs_as_human(n_pos:int|None=None, # positives kept (None: all)
-                         ratio:float=1, seed:int=0,
-                         negatives:str='uniform',
+                         ratio:float=1, # negatives per positive
+                         seed:int=0, # seeds subsampling and negative sampling
+                         negatives:str='uniform', # negative-sampling protocol (`genenet.genes.balanced_pairs`)
                         ) -> pd.DataFrame:
     "Labelled mouse STRING pairs in human symbols (by the data layer's mouse→human map); `attrs` count what did not map."
     net = load_beeline_network('mouse', 'STRING')
@@ -276,7 +287,7 @@ def prf_at_k(scored:pd.DataFrame, # candidate edges gene_a, gene_b with a score 
              score:str, # which column ranks them
              reference:pd.DataFrame, # the reference network (gene_a, gene_b)
              k:int, # predicted edges: the top k
-             directed:bool=True,
+             directed:bool=True, # match edges in their order only (else either orientation)
             ) -> dict:
     "Precision, recall and F1 of the top-k edges against `reference` (recall over reference edges among the candidates)."
     ref = set(pair_key(reference.gene_a, reference.gene_b, directed))
@@ -328,8 +339,10 @@ def run_protocols(make_pairs, # negatives → labelled pairs (e.g. `lambda neg: 
                   task:str, # 'ppi' or 'ksr' (the question)
                   negatives:Sequence[str]=('uniform',), # negative-sampling protocols
                   splits:Sequence[str]=('random', 'C3'), # split protocols
-                  directed:bool=False,
-                  seed:int=0, n_boot:int=1000, progress:bool=True,
+                  directed:bool=False, # are pairs ordered?
+                  seed:int=0, # seeds splits, training and bootstrap
+                  n_boot:int=1000, # bootstrap resamples for the CIs
+                  progress:bool=True, # tqdm bars
                   **kwargs, # to `compare_methods` (methods, few_shot_max, GraspModel settings)
                  ) -> tuple[list[dict], dict]:
     "`(evaluations, scored)`: one results-schema evaluation per (negatives, split), and the scored test pairs keyed the same way."

@@ -120,7 +120,8 @@ _REASON_CHARS = r'[ !#-\[\]-~]'   # printable ASCII without '"' and '\'
 
 def _lit(s:str) -> str: return json.dumps(json.dumps(s))   # grammar literal of the JSON text of string s
 
-def reply_lark(spec:ReplySpec) -> str:
+def reply_lark(spec:ReplySpec, # what the reply may contain (candidates, k range, reasoning)
+              ) -> str:
     "The reply grammar in llguidance's Lark dialect."
     genes = ' | '.join(_lit(c) for c in spec.candidates)
     head = (f'{_lit("reasoning")} WS ":" WS REASON WS "," WS ' if spec.reasoning else '')
@@ -129,7 +130,8 @@ def reply_lark(spec:ReplySpec) -> str:
     return '\n'.join([f'start: "{{" WS {head}{_lit("kNN")} WS ":" WS "[" WS gene{rep} WS "]" WS "}}"',
                       f'gene: {genes}', *reason, 'WS: /[ \\n]{0,2}/'])
 
-def reply_gbnf(spec:ReplySpec) -> str:
+def reply_gbnf(spec:ReplySpec, # what the reply may contain (candidates, k range, reasoning)
+              ) -> str:
     "The reply grammar in llama.cpp's GBNF."
     genes = ' | '.join(_lit(c) for c in spec.candidates)
     head = (f'{_lit("reasoning")} ws ":" ws reason ws "," ws ' if spec.reasoning else '')
@@ -138,7 +140,8 @@ def reply_gbnf(spec:ReplySpec) -> str:
     return '\n'.join([f'root ::= "{{" ws {head}{_lit("kNN")} ws ":" ws "[" ws gene{rep} ws "]" ws "}}"',
                       f'gene ::= {genes}', *reason, 'ws ::= [ \\n]{0,2}'])
 
-def reply_json_schema(spec:ReplySpec) -> dict:
+def reply_json_schema(spec:ReplySpec, # what the reply may contain (candidates, k range, reasoning)
+                     ) -> dict:
     "The reply as a JSON schema (OpenAI-compatible `response_format`)."
     props = {'kNN': {'type': 'array', 'items': {'type': 'string', 'enum': list(spec.candidates)},
                      'minItems': spec.k_min, 'maxItems': spec.k_max, 'uniqueItems': True}}
@@ -307,9 +310,15 @@ class LLMBackend:
     chunk_size: int = 8
     system: str|None = SYSTEM_PROMPT
     constrain: bool = False
-    def complete(self, prompts:list[str], specs:list|None=None) -> list[str]: raise NotImplementedError
+    def complete(self,
+                 prompts:list[str], # chat prompts, one reply each
+                 specs:list|None=None, # per prompt a `ReplySpec` to constrain the reply (None: free text)
+                ) -> list[str]: raise NotImplementedError
     def cache_id(self) -> dict: raise NotImplementedError
-    def complete_each(self, prompts:list[str], specs:list|None=None) -> Iterator[tuple[int, str|Exception]]:
+    def complete_each(self,
+                      prompts:list[str], # chat prompts, one reply each
+                      specs:list|None=None, # per prompt a `ReplySpec` (None: free text)
+                     ) -> Iterator[tuple[int, str|Exception]]:
         "`(i, reply)` per prompt, or `(i, exception)` for the prompts a failed call covered."
         try: replies = self.complete(prompts, specs)
         except (LLMError, OSError, RuntimeError, ValueError, KeyError) as e:
@@ -351,7 +360,10 @@ class CachedLLM:
         self.cache = cache if isinstance(cache, DiskCache) else DiskCache(cache or cache_dir('langpert', 'replies'))
         self.calls = self.hits = 0
         self.progress = progress
-    def key(self, prompt:str, spec:ReplySpec|None=None) -> str:
+    def key(self,
+            prompt:str, # the chat prompt
+            spec:ReplySpec|None=None, # its reply constraint (part of the key: another grammar is another request)
+           ) -> str:
         b = self.backend
         return self.cache.key(b.cache_id(), b.system, prompt, spec.key() if (spec is not None and b.constrain) else None)
     def _get(self, key):
@@ -363,7 +375,10 @@ class CachedLLM:
         if not (isinstance(d, dict) and isinstance(d.get('value'), str)):
             warnings.warn(f'corrupt LLM cache entry {f} ignored; asking again'); return None
         return d['value']
-    def complete(self, prompts:Sequence[str], specs:Sequence|None=None) -> list[str]:
+    def complete(self,
+                 prompts:Sequence[str], # chat prompts
+                 specs:Sequence|None=None, # per prompt a `ReplySpec` (None: free text)
+                ) -> list[str]:
         "Replies for `prompts`: cached ones from disk, the rest from the backend, each written as it arrives."
         prompts = list(prompts); specs = list(specs) if specs is not None else [None] * len(prompts)
         keys = [self.key(p, s) for p, s in zip(prompts, specs)]
@@ -390,7 +405,8 @@ class CachedLLM:
         return [out[k] for k in keys]
 
 # %% ../nbs/20_langpert.ipynb #3887f708
-def rank_weights(k:int) -> np.ndarray:
+def rank_weights(k:int, # neighbours
+                ) -> np.ndarray:
     "Linearly decreasing weights k, k-1, ..., 1, normalised to sum to 1."
     w = np.arange(k, 0, -1, dtype=float)
     return w / w.sum()
@@ -468,13 +484,19 @@ class LangPert:
     def _fitted(self):
         if self.responses is None: raise RuntimeError('call fit(train) first')
         return self.responses
-    def prompt(self, gene:str) -> str:
+    def prompt(self,
+               gene:str, # the unseen perturbed gene
+              ) -> str:
         "The user prompt for `gene` (the query gene itself is never offered)."
         return build_prompt(gene, [c for c in self.candidates if c.upper() != str(gene).upper()], self.cell_line,
                             self.k_range, self.context, self.reasoning, self.template)
-    def spec(self, gene:str) -> ReplySpec|None:
+    def spec(self,
+             gene:str, # the unseen perturbed gene (excluded from the candidates)
+            ) -> ReplySpec|None:
         return reply_spec(self.candidates, gene, self.k_range, self.reasoning, self.max_reasoning) if self.constrain else None
-    def requests(self, genes:Sequence[str]) -> list[tuple[str, ReplySpec|None]]:
+    def requests(self,
+                 genes:Sequence[str], # unseen perturbed genes
+                ) -> list[tuple[str, ReplySpec|None]]:
         "`(prompt, spec)` per gene: what `neighbours` sends first (for batching several fits into one pass)."
         return [(self.prompt(g), self.spec(g)) for g in genes]
 
@@ -484,7 +506,9 @@ def _record(g, p:ParsedReply, attempt):
             'n_proposed': p.n_proposed, 'n_dropped': len(p.dropped), 'status': p.status, 'retries': attempt}
 
 @patch
-def neighbours(self:LangPert, genes:Sequence[str]) -> pd.DataFrame:
+def neighbours(self:LangPert,
+               genes:Sequence[str], # unseen perturbed genes
+              ) -> pd.DataFrame:
     "One row per gene: kNN, reasoning, last raw reply, all replies, dropped names, parse status, retries, fallback."
     genes, cands = list(dict.fromkeys(genes)), self.candidates
     req = dict(zip(genes, self.requests(genes)))
@@ -505,7 +529,9 @@ def neighbours(self:LangPert, genes:Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame([recs[g] for g in genes]).set_index('gene')
 
 @patch
-def predict(self:LangPert, genes:Sequence[str]) -> pd.DataFrame:
+def predict(self:LangPert,
+            genes:Sequence[str], # unseen perturbed genes
+           ) -> pd.DataFrame:
     "Predicted Δ (genes x measured genes, rows in the order of `genes`); per-gene records go to `self.records_`."
     genes = list(genes)
     self.records_ = self.neighbours(genes)
